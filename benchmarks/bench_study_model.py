@@ -1,0 +1,720 @@
+"""Time the chest X-ray study's CNN in minicnn, PyTorch and Keras on the same machine.
+
+The study's network (17,018,497 parameters, float32, channels-last input)::
+
+    Conv2D(32, 3x3, relu) -> MaxPool(2) -> Conv2D(64, 3x3, relu) -> MaxPool(2)
+    -> Conv2D(128, 3x3, relu) -> MaxPool(2) -> Conv2D(128, 3x3, relu) -> MaxPool(2)
+    -> Flatten -> Dropout(0.5) -> Dense(512, relu) -> Dense(1, sigmoid)
+
+trained with binary cross-entropy and Adam (learning rate 1e-4) on batches of 32
+grey 300x300 images.
+
+For every framework the script measures, on one fixed random batch:
+
+* the **training step**: forward + loss + backward + Adam update;
+* the **forward pass** alone (inference, dropout off);
+* the **peak resident memory** of the process.
+
+Each framework runs in its own child process (this script calls itself with
+``--framework NAME``), so that the peak memory of one framework is not mixed
+with another's and so that every child starts with the same thread settings.
+After the comparison table the script prints a per-layer breakdown of minicnn:
+how long each layer's forward and backward take, and their share of the total.
+
+Run it from the repository root::
+
+    python benchmarks/bench_study_model.py                     # full size (slow on a laptop)
+    python benchmarks/bench_study_model.py --image-size 64 --steps 2   # quick smoke run
+
+PyTorch and Keras are optional: a framework that cannot be imported is listed
+as "not installed". They are never dependencies of minicnn. See
+``benchmarks/README.md`` for how to read the numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# The order of rows in the table. "minicnn" is the reference every ratio is taken against.
+FRAMEWORKS = ("minicnn", "minicnn-cupy", "torch", "keras")
+
+# Environment variables read by the BLAS / OpenMP libraries that NumPy, PyTorch and
+# TensorFlow link against. They must be set *before* those libraries load, which is
+# one more reason every framework runs in a fresh child process.
+THREAD_ENV_VARS = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "BLIS_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+    "TF_NUM_INTRAOP_THREADS",
+    "TF_NUM_INTEROP_THREADS",
+)
+
+# What a child prints in front of its one line of JSON, so the parent can find it
+# among whatever else the framework writes to stdout.
+RESULT_MARKER = "BENCH_RESULT_JSON: "
+
+LEARNING_RATE = 1e-4
+DROPOUT_RATE = 0.5
+
+
+# --------------------------------------------------------------------------- shared helpers
+
+
+def feature_map_side(image_size: int) -> int:
+    """Side of the last feature map: four times (3x3 valid conv, then 2x2 pool)."""
+    side = image_size
+    for _ in range(4):
+        side = (side - 2) // 2
+    if side < 1:
+        raise ValueError(f"--image-size {image_size} is too small for four conv+pool blocks (use >= 46)")
+    return side
+
+
+def study_param_count(image_size: int) -> int:
+    """Number of trainable parameters of the study's model for a square grey input."""
+    convs = [(1, 32), (32, 64), (64, 128), (128, 128)]
+    count = sum(3 * 3 * c_in * c_out + c_out for c_in, c_out in convs)
+    flat = feature_map_side(image_size) ** 2 * 128
+    count += flat * 512 + 512  # Dense(512)
+    count += 512 * 1 + 1  # Dense(1)
+    return count
+
+
+def make_batch(batch_size: int, image_size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed random batch every framework trains on: x in [0, 1), y in {0, 1}, float32."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((batch_size, image_size, image_size, 1), dtype=np.float32)
+    y = rng.integers(0, 2, size=(batch_size,)).astype(np.float32)
+    return x, y
+
+
+def time_calls(fn: Callable[[], Any], warmup: int, steps: int, sync: Callable[[], None]) -> list[float]:
+    """Call ``fn`` ``warmup`` times untimed, then ``steps`` times timed; return the timings in seconds.
+
+    ``sync`` waits until queued device work is finished (a no-op on the CPU). Without
+    it a GPU call returns as soon as the work is *queued* and the clock would lie.
+    """
+    for _ in range(warmup):
+        fn()
+    sync()
+    timings = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        fn()
+        sync()
+        timings.append(time.perf_counter() - start)
+    return timings
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process so far, in bytes."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Linux reports kibibytes, macOS reports bytes.
+    return peak if sys.platform == "darwin" else peak * 1024
+
+
+def blas_info() -> list[dict[str, Any]]:
+    """Which BLAS libraries are loaded and with how many threads (needs threadpoolctl; else empty)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    keys = ("internal_api", "version", "num_threads", "architecture", "threading_layer")
+    return [{key: info.get(key) for key in keys} for info in threadpool_info()]
+
+
+# --------------------------------------------------------------------------- minicnn
+
+
+def _minicnn_sync_function(backend_name: str) -> Callable[[], None]:
+    """A function that waits for the GPU when the backend is CuPy, and does nothing on NumPy."""
+    if backend_name == "cupy":
+        import cupy
+
+        return cupy.cuda.Device().synchronize
+    return lambda: None
+
+
+def build_minicnn_model(image_size: int) -> Any:
+    """The study's model in minicnn, compiled with Adam(1e-4) and binary cross-entropy."""
+    import minicnn as mc
+    from minicnn import layers, losses, optimizers
+
+    model = mc.Sequential(
+        [
+            layers.Conv2D(32, 3, activation="relu", input_shape=(image_size, image_size, 1)),
+            layers.MaxPool2D(2),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPool2D(2),
+            layers.Conv2D(128, 3, activation="relu"),
+            layers.MaxPool2D(2),
+            layers.Conv2D(128, 3, activation="relu"),
+            layers.MaxPool2D(2),
+            layers.Flatten(),
+            layers.Dropout(DROPOUT_RATE),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        seed=0,
+    )
+    model.compile(
+        optimizer=optimizers.Adam(learning_rate=LEARNING_RATE),
+        loss=losses.BinaryCrossentropy(),
+        metrics=["accuracy"],
+    )
+    return model
+
+
+def _start_backward(model: Any, output: Any, y_col: Any) -> tuple[Any, Callable[[Any], Any], str]:
+    """Compute the loss and say how backpropagation starts, as ``model.train_on_batch`` does.
+
+    Returns ``(gradient, last_backward, note)``: the gradient that enters the last
+    layer, the function that runs the last layer's backward on it, and a note for
+    the report. minicnn fuses sigmoid + binary cross-entropy (the last Dense layer
+    receives dL/dz = (p - y) / N and skips the sigmoid's own backward); we follow
+    the same path so the timings match a real step. If the model or loss does not
+    offer that API, a random gradient is used instead: a layer's time does not
+    depend on the values flowing through it.
+    """
+    last = model.layers[-1]
+    loss = getattr(model, "loss", None)
+    try:
+        loss.forward(output, y_col)
+        if getattr(model, "fused_sigmoid", False) and hasattr(last, "backward_before_activation"):
+            return loss.gradient_before_sigmoid(), last.backward_before_activation, "fused sigmoid + BCE (p - y) / N"
+        return loss.backward(), last.backward, "loss.backward()"
+    except (AttributeError, TypeError, ValueError):
+        from minicnn import backend
+
+        rng = np.random.default_rng(1)
+        gradient = rng.standard_normal(tuple(output.shape)).astype(np.float32) / output.shape[0]
+        return backend.to_device(gradient), last.backward, "random upstream gradient"
+
+
+def minicnn_layer_breakdown(model: Any, x_dev: Any, y_dev: Any, warmup: int, steps: int, sync) -> dict:
+    """Median forward and backward time of every layer of ``model`` on one batch.
+
+    Each repetition runs every layer's ``forward(training=True)`` in order, the
+    loss, then every layer's ``backward`` in reverse order starting from the loss
+    gradient, then the optimizer update, timing each call on its own (with a
+    device synchronisation around it on the GPU). The rows therefore add up to
+    roughly one training step.
+    """
+    layer_list = list(model.layers)
+    forward_times: list[list[float]] = [[] for _ in layer_list]
+    backward_times: list[list[float]] = [[] for _ in layer_list]
+    loss_times: list[float] = []
+    update_times: list[float] = []
+    note = ""
+    optimizer = getattr(model, "optimizer", None)
+    can_update = hasattr(optimizer, "step") and hasattr(model, "parameters")
+
+    def timed(fn: Callable[[], Any], into: list[float], record: bool) -> Any:
+        sync()
+        start = time.perf_counter()
+        value = fn()
+        sync()
+        if record:
+            into.append(time.perf_counter() - start)
+        return value
+
+    for repetition in range(warmup + steps):
+        record = repetition >= warmup
+        activation = x_dev
+        for index, layer in enumerate(layer_list):
+            activation = timed(lambda: layer.forward(activation, training=True), forward_times[index], record)
+        y_col = y_dev.reshape(activation.shape).astype(activation.dtype)
+        gradient, last_backward, note = timed(lambda: _start_backward(model, activation, y_col), loss_times, record)
+        gradient = timed(lambda: last_backward(gradient), backward_times[-1], record)
+        for index in reversed(range(len(layer_list) - 1)):
+            layer = layer_list[index]
+            gradient = timed(lambda: layer.backward(gradient), backward_times[index], record)
+        if can_update:
+            timed(lambda: optimizer.step(model.parameters()), update_times, record)
+
+    rows = [
+        {
+            "layer": layer.describe() if hasattr(layer, "describe") else type(layer).__name__,
+            "output_shape": list(getattr(layer, "output_shape", None) or []),
+            "forward_s": statistics.median(forward_times[index]),
+            "backward_s": statistics.median(backward_times[index]),
+        }
+        for index, layer in enumerate(layer_list)
+    ]
+    # Not layers, but part of every training step: shown so the rows add up to one step.
+    rows.append({"layer": "loss (BCE + its gradient)", "forward_s": statistics.median(loss_times), "backward_s": None})
+    if can_update:
+        name = type(optimizer).__name__
+        rows.append({"layer": f"optimizer update ({name})", "forward_s": None, "backward_s": None,
+                     "other_s": statistics.median(update_times)})  # fmt: skip
+    return {"rows": rows, "upstream_gradient": note}
+
+
+def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
+    """Benchmark minicnn on the given backend ("numpy" or "cupy")."""
+    sys.path.insert(0, str(REPO_ROOT))  # measure the minicnn of this checkout, installed or not
+    try:
+        import minicnn
+        from minicnn import backend, layers, losses, optimizers  # noqa: F401  (checks they exist)
+
+        minicnn.Sequential  # noqa: B018  (the model class must exist too)
+    except (ImportError, AttributeError) as error:
+        return {"status": "not importable", "detail": f"{type(error).__name__}: {error}"}
+
+    if backend_name == "cupy":
+        if importlib.util.find_spec("cupy") is None:
+            return {"status": "not installed", "detail": "CuPy is not installed (pip install 'minicnn[gpu]')"}
+        try:
+            backend.set_backend("cupy")
+        except backend.BackendError as error:
+            return {"status": "not available", "detail": str(error)}
+    else:
+        backend.set_backend("numpy")
+    sync = _minicnn_sync_function(backend_name)
+
+    x, y = make_batch(args.batch_size, args.image_size)
+    model = build_minicnn_model(args.image_size)
+
+    def forward() -> None:
+        model.predict(x, batch_size=args.batch_size)
+
+    def train_step() -> None:
+        model.train_on_batch(x, y)
+
+    forward_times = time_calls(forward, args.warmup, args.steps, sync)
+    train_times = time_calls(train_step, args.warmup, args.steps, sync)
+
+    result = {
+        "status": "ok",
+        "version": getattr(minicnn, "__version__", "unknown"),
+        "params": int(model.count_params()),
+        "forward_times_s": forward_times,
+        "train_times_s": train_times,
+    }
+    if not args.no_breakdown:
+        x_dev = backend.to_device(x)
+        y_dev = backend.to_device(y)
+        result["breakdown"] = minicnn_layer_breakdown(model, x_dev, y_dev, args.warmup, args.steps, sync)
+    if backend_name == "cupy":
+        import cupy
+
+        result["gpu_peak_bytes"] = int(cupy.get_default_memory_pool().total_bytes())
+        result["device"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    return result
+
+
+# --------------------------------------------------------------------------- PyTorch
+
+
+def run_torch(args: argparse.Namespace) -> dict:
+    """Benchmark the same model in PyTorch on the CPU, with channels-last memory format."""
+    try:
+        import torch
+        from torch import nn
+    except ImportError as error:
+        return {"status": "not installed", "detail": str(error)}
+
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    flat = feature_map_side(args.image_size) ** 2 * 128
+    model = nn.Sequential(
+        nn.Conv2d(1, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(64, 128, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(128, 128, 3), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(),
+        nn.Dropout(DROPOUT_RATE),
+        nn.Linear(flat, 512), nn.ReLU(),
+        nn.Linear(512, 1), nn.Sigmoid(),
+    )  # fmt: skip
+    # channels_last stores NCHW tensors as NHWC in memory, the layout Keras and minicnn use.
+    model = model.to(memory_format=torch.channels_last)
+    loss_fn = nn.BCELoss()
+    optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
+
+    x_np, y_np = make_batch(args.batch_size, args.image_size)
+    # (N, H, W, 1) -> logical (N, 1, H, W), stored channels-last.
+    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    y = torch.from_numpy(y_np).reshape(-1, 1)
+
+    def forward() -> None:
+        model.eval()  # dropout off, as in inference
+        with torch.no_grad():
+            model(x)
+
+    def train_step() -> None:
+        model.train()
+        optimizer.zero_grad(set_to_none=True)
+        output = model(x)
+        loss = loss_fn(output, y)
+        loss.backward()
+        optimizer.step()
+        # The accuracy metric, as the Keras and minicnn steps compute it too.
+        ((output > 0.5).float() == y).float().mean().item()
+
+    forward_times = time_calls(forward, args.warmup, args.steps, lambda: None)
+    train_times = time_calls(train_step, args.warmup, args.steps, lambda: None)
+    return {
+        "status": "ok",
+        "version": torch.__version__,
+        "params": sum(p.numel() for p in model.parameters()),
+        "threads": torch.get_num_threads(),
+        "forward_times_s": forward_times,
+        "train_times_s": train_times,
+    }
+
+
+# --------------------------------------------------------------------------- Keras
+
+
+def run_keras(args: argparse.Namespace) -> dict:
+    """Benchmark the same model in Keras 3 on TensorFlow, CPU only."""
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # this row is the CPU reference, even on a GPU machine
+    try:
+        import tensorflow as tf
+        import keras
+    except ImportError as error:
+        return {"status": "not installed", "detail": str(error)}
+
+    # Must happen before TensorFlow runs its first operation.
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    keras.utils.set_random_seed(0)
+
+    layers = keras.layers
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(args.image_size, args.image_size, 1)),
+            layers.Conv2D(32, 3, activation="relu"), layers.MaxPooling2D(2),
+            layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2),
+            layers.Conv2D(128, 3, activation="relu"), layers.MaxPooling2D(2),
+            layers.Conv2D(128, 3, activation="relu"), layers.MaxPooling2D(2),
+            layers.Flatten(),
+            layers.Dropout(DROPOUT_RATE),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ]
+    )  # fmt: skip
+    # Keras' defaults otherwise (jit_compile="auto"): what the study's code gets.
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=LEARNING_RATE),
+        loss="binary_crossentropy",
+        metrics=["accuracy"],
+    )
+
+    x, y = make_batch(args.batch_size, args.image_size)
+
+    def forward() -> None:
+        model.predict_on_batch(x)
+
+    def train_step() -> None:
+        model.train_on_batch(x, y)
+
+    forward_times = time_calls(forward, args.warmup, args.steps, lambda: None)
+    train_times = time_calls(train_step, args.warmup, args.steps, lambda: None)
+    return {
+        "status": "ok",
+        "version": f"keras {keras.__version__} / tensorflow {tf.__version__}",
+        "params": int(model.count_params()),
+        "forward_times_s": forward_times,
+        "train_times_s": train_times,
+    }
+
+
+# --------------------------------------------------------------------------- child process
+
+
+def run_child(args: argparse.Namespace) -> None:
+    """Benchmark one framework in this process and print the result as one marked JSON line."""
+    runners: dict[str, Callable[[], dict]] = {
+        "minicnn": lambda: run_minicnn(args, "numpy"),
+        "minicnn-cupy": lambda: run_minicnn(args, "cupy"),
+        "torch": lambda: run_torch(args),
+        "keras": lambda: run_keras(args),
+    }
+    try:
+        result = runners[args.framework]()
+    except Exception as error:  # report the failure as a row instead of losing the whole run
+        import traceback
+
+        traceback.print_exc()
+        result = {"status": "error", "detail": f"{type(error).__name__}: {error}"}
+    result["framework"] = args.framework
+    result["peak_rss_bytes"] = peak_rss_bytes()
+    result["blas"] = blas_info()
+    print(RESULT_MARKER + json.dumps(result), flush=True)
+
+
+def child_environment(threads: int) -> dict[str, str]:
+    """A copy of this environment with every thread-count variable set to ``threads``."""
+    env = dict(os.environ)
+    for name in THREAD_ENV_VARS:
+        env[name] = str(threads)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter short
+    return env
+
+
+def benchmark_in_subprocess(framework: str, args: argparse.Namespace) -> dict:
+    """Run this script again with ``--framework`` and read back the JSON line it prints."""
+    command = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--framework", framework,
+        "--threads", str(args.threads),
+        "--steps", str(args.steps),
+        "--warmup", str(args.warmup),
+        "--batch-size", str(args.batch_size),
+        "--image-size", str(args.image_size),
+    ]  # fmt: skip
+    if args.no_breakdown:
+        command.append("--no-breakdown")
+    print(f"running {framework} ...", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    try:
+        completed = subprocess.run(
+            command,
+            env=child_environment(args.threads),
+            capture_output=True,
+            text=True,
+            timeout=args.timeout,
+        )
+    except subprocess.TimeoutExpired:
+        return {"framework": framework, "status": "timeout", "detail": f"over {args.timeout} s"}
+    elapsed = time.perf_counter() - started
+    for line in reversed(completed.stdout.splitlines()):
+        if line.startswith(RESULT_MARKER):
+            result = json.loads(line[len(RESULT_MARKER):])
+            result["wall_s"] = elapsed
+            if result["status"] == "error" or args.verbose:
+                sys.stderr.write(completed.stderr[-4000:])
+            return result
+    # The child died before printing a result (crash, out of memory, ...).
+    sys.stderr.write(completed.stderr[-4000:])
+    return {
+        "framework": framework,
+        "status": "error",
+        "detail": f"child exited with code {completed.returncode} and no result",
+    }
+
+
+# --------------------------------------------------------------------------- report
+
+
+def summarize(result: dict, batch_size: int) -> dict:
+    """Add the medians and the training throughput to one framework's result."""
+    if result.get("status") == "ok":
+        result["train_s"] = statistics.median(result["train_times_s"])
+        result["forward_s"] = statistics.median(result["forward_times_s"])
+        result["train_images_per_s"] = batch_size / result["train_s"]
+    return result
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table with padded columns (readable in a terminal, pasteable into a README)."""
+    widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(len(headers))]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths)) + " |"
+
+    separator = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
+    return "\n".join([line(headers), separator, *(line(row) for row in rows)])
+
+
+def comparison_table(results: list[dict]) -> str:
+    """The main table: one row per framework, ratios taken against minicnn (NumPy)."""
+    reference = next((r for r in results if r["framework"] == "minicnn" and r["status"] == "ok"), None)
+    headers = [
+        "framework",
+        "train step s",
+        "forward s",
+        "images/s (train)",
+        "peak RSS GB",
+        "train time / minicnn",
+        "forward time / minicnn",
+    ]
+    rows = []
+    for r in results:
+        if r["status"] != "ok":
+            detail = r["status"]
+            rows.append([r["framework"], detail, "-", "-", "-", "-", "-"])
+            continue
+        if reference is not None:
+            train_ratio = f"{r['train_s'] / reference['train_s']:.2f}x"
+            forward_ratio = f"{r['forward_s'] / reference['forward_s']:.2f}x"
+        else:
+            train_ratio = forward_ratio = "-"
+        rows.append(
+            [
+                r["framework"],
+                f"{r['train_s']:.3f}",
+                f"{r['forward_s']:.3f}",
+                f"{r['train_images_per_s']:.1f}",
+                f"{r['peak_rss_bytes'] / 1e9:.2f}",
+                train_ratio,
+                forward_ratio,
+            ]
+        )
+    return format_table(headers, rows)
+
+
+def breakdown_table(breakdown: dict) -> str:
+    """Per-layer table: forward and backward seconds of each layer and its share of the total."""
+
+    def seconds(row: dict) -> float:
+        return sum(row.get(key) or 0.0 for key in ("forward_s", "backward_s", "other_s"))
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.4f}"
+
+    rows_in = breakdown["rows"]
+    total = sum(seconds(row) for row in rows_in)
+    headers = ["layer", "output shape", "forward s", "backward s", "total s", "share of step"]
+    rows = [
+        [
+            row["layer"],
+            "x".join(str(size) for size in row["output_shape"]) if row.get("output_shape") else "",
+            cell(row.get("forward_s")),
+            cell(row.get("backward_s")),
+            f"{seconds(row):.4f}",
+            f"{100 * seconds(row) / total:.1f}%" if total > 0 else "-",
+        ]
+        for row in rows_in
+    ]
+    forward_total = sum(row.get("forward_s") or 0.0 for row in rows_in)
+    backward_total = sum(row.get("backward_s") or 0.0 for row in rows_in)
+    rows.append(["sum", "", f"{forward_total:.4f}", f"{backward_total:.4f}", f"{total:.4f}", "100.0%"])
+    return format_table(headers, rows)
+
+
+def machine_description(threads: int) -> dict:
+    """Facts about the machine and settings that the numbers depend on."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "threads": threads,
+        "numpy": np.__version__,
+    }
+
+
+def _cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo on Linux, else what ``platform`` knows."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def print_report(results: list[dict], machine: dict, args: argparse.Namespace) -> None:
+    """Print the settings, the comparison table, notes on skipped rows and the breakdowns."""
+    print(
+        f"\nStudy model, batch {args.batch_size}, input {args.image_size}x{args.image_size}x1 float32, "
+        f"{study_param_count(args.image_size):,} parameters; "
+        f"median of {args.steps} steps after {args.warmup} warm-up steps; {args.threads} thread(s)."
+    )
+    print(
+        f"Machine: {machine['processor']}, {machine['cpu_count']} CPUs, "
+        f"Python {machine['python']}, NumPy {machine['numpy']}\n"
+    )
+    print(comparison_table(results))
+    print()
+    for r in results:
+        if r["status"] == "ok":
+            blas = ", ".join(
+                f"{b['internal_api']} {b['version'] or ''}".strip() + f" ({b['num_threads']} threads)"
+                for b in r["blas"]
+            )
+            extra = f"; GPU: {r['device']}" if "device" in r else ""
+            print(f"  {r['framework']}: {r['version']}; BLAS: {blas or 'unknown'}{extra}")
+        else:
+            print(f"  {r['framework']}: {r['status']} ({r.get('detail', '')})")
+
+    for r in results:
+        if r["status"] == "ok" and "breakdown" in r:
+            print(f"\nPer-layer breakdown of {r['framework']}: forward(training=True) of every layer, the loss,")
+            print(f"backward in reverse order, the update; median of {args.steps} repetitions after {args.warmup} warm-up;")
+            print(f"upstream gradient: {r['breakdown']['upstream_gradient']}.\n")
+            print(breakdown_table(r["breakdown"]))
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Read the command line."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for every framework")
+    parser.add_argument("--steps", type=int, default=5, help="timed steps (the median is reported)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps before timing")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=300, help="side of the square grey input")
+    parser.add_argument(
+        "--frameworks",
+        nargs="+",
+        choices=FRAMEWORKS,
+        default=list(FRAMEWORKS),
+        help="which frameworks to run (default: all; missing ones are reported as not installed)",
+    )
+    parser.add_argument("--json", type=Path, help="also save all results to this JSON file")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the per-layer breakdown of minicnn")
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per framework")
+    parser.add_argument("--verbose", action="store_true", help="show each child's stderr")
+    parser.add_argument("--framework", choices=FRAMEWORKS, help=argparse.SUPPRESS)  # child mode
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0 or args.batch_size < 1 or args.threads < 1:
+        parser.error("--steps, --batch-size and --threads must be >= 1 and --warmup >= 0")
+    try:
+        feature_map_side(args.image_size)
+    except ValueError as error:
+        parser.error(str(error))
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Benchmark every requested framework in its own process and print the report."""
+    args = parse_args(argv)
+    if args.framework:
+        run_child(args)
+        return
+
+    results = []
+    for framework in FRAMEWORKS:
+        if framework in args.frameworks:
+            results.append(summarize(benchmark_in_subprocess(framework, args), args.batch_size))
+    machine = machine_description(args.threads)
+    print_report(results, machine, args)
+
+    if args.json:
+        settings = {k: v for k, v in vars(args).items() if k not in ("json", "framework")}
+        payload = {"settings": settings, "machine": machine, "results": results}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+        print(f"\nresults saved to {args.json}")
+
+
+if __name__ == "__main__":
+    main()

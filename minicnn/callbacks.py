@@ -1,0 +1,161 @@
+"""Callbacks: code that ``fit`` calls at the start and end of training and of every epoch.
+
+Each callback gets ``self.model`` before training starts. ``logs`` is the dict of the
+epoch's figures: loss, accuracy, val_loss, val_accuracy, seconds.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy
+
+
+class Callback:
+    """Base class: override the hooks you need."""
+
+    model: Any = None
+
+    def set_model(self, model: Any) -> None:
+        self.model = model
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None: ...
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None: ...
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None: ...
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None: ...
+
+
+class History(Callback):
+    """Records every epoch's logs: ``history.history["val_loss"][k]`` is epoch k's validation loss."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.epoch.append(epoch)
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(value)
+
+
+class Monitor:
+    """Tracks the best value of one log entry ('min' for losses, 'max' for accuracies)."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0) -> None:
+        if mode == "auto":
+            mode = "max" if "acc" in monitor else "min"
+        if mode not in ("min", "max"):
+            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
+        self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
+        self.best = math.inf if mode == "min" else -math.inf
+
+    def value(self, logs: dict[str, float]) -> float:
+        if self.monitor not in logs:
+            raise KeyError(
+                f"cannot monitor {self.monitor!r}: the logs only have {sorted(logs)} "
+                "(val_ entries need validation data)"
+            )
+        return logs[self.monitor]
+
+    def improved(self, logs: dict[str, float]) -> bool:
+        """True (and remember it) when this epoch beats the best so far by more than min_delta."""
+        value = self.value(logs)
+        better = value < self.best - self.min_delta if self.mode == "min" else value > self.best + self.min_delta
+        if better:
+            self.best = value
+        return better
+
+
+class EarlyStopping(Callback):
+    """Stop when ``monitor`` has not improved for ``patience`` epochs.
+
+    With ``restore_best_weights=True`` the model ends with the weights of its best epoch.
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best_weights: bool = False) -> None:
+        self.tracker = Monitor(monitor, mode, min_delta)
+        self.patience = patience
+        self.restore_best_weights = restore_best_weights
+        self.best_weights: dict[str, numpy.ndarray] | None = None
+        self.best_epoch = -1
+        self.stopped_epoch: int | None = None
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        self.wait = 0
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.tracker.improved(logs):
+            self.wait, self.best_epoch = 0, epoch
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait > self.patience:
+            self.stopped_epoch = epoch
+            self.model.stop_training = True
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(Callback):
+    """Save the model (weights, optimizer state, epoch) after each epoch, atomically.
+
+    ``filepath`` may contain ``{epoch}`` (1-based) and log names, e.g.
+    "ckpt-{epoch:02d}-{val_loss:.3f}.npz". With ``save_best_only`` a file is written only
+    when ``monitor`` improves, so the file always holds the best model so far.
+    """
+
+    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", save_best_only: bool = False,
+                 save_weights_only: bool = False, mode: str = "auto") -> None:
+        self.filepath = str(filepath)
+        self.save_best_only = save_best_only
+        self.save_weights_only = save_weights_only
+        self.tracker = Monitor(monitor, mode)
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        if self.save_best_only and not self.tracker.improved(logs):
+            return
+        path = self.filepath.format(epoch=epoch + 1, **logs)
+        if self.save_weights_only:
+            self.model.save_weights(path)
+        else:
+            self.model.save(path)
+
+
+class CSVLogger(Callback):
+    """Append one row per epoch to a CSV file: epoch (1-based) and every log entry."""
+
+    def __init__(self, filename: str | os.PathLike, append: bool = False) -> None:
+        self.path = Path(filename)
+        self.append = append
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if not self.append and self.path.exists():
+            self.path.unlink()
+        self.columns: list[str] | None = None
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with self.path.open(newline="") as file:
+                self.columns = next(csv.reader(file))
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        row = {"epoch": epoch + 1, **logs}
+        new_file = self.columns is None
+        if new_file:
+            self.columns = list(row)
+        with self.path.open("a", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=self.columns, extrasaction="ignore")
+            if new_file:
+                writer.writeheader()
+            writer.writerow(row)
+            file.flush()  # a crash later must not lose the rows of finished epochs

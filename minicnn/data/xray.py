@@ -1,0 +1,639 @@
+"""Load the chest X-ray images of the study as NumPy arrays, with labels.
+
+Two folder layouts are accepted:
+
+* **CoronaHack** (Kaggle "CoronaHack - Chest X-Ray-Dataset")::
+
+      data_dir/Chest_xray_Corona_Metadata.csv
+      data_dir/train/*.jpeg          flat folders; labels come from the CSV
+      data_dir/test/*.jpeg
+
+  The CSV columns are ``,X_ray_image_name,Label,Dataset_type,Label_2_Virus_category,
+  Label_1_Virus_category``. ``Label`` is ``Normal`` or ``Pnemonia`` (the typo is in
+  the original data) and ``Dataset_type`` is ``TRAIN`` or ``TEST``.
+
+* **Kermany** (the original "chest_xray" download, no CSV)::
+
+      data_dir/train/NORMAL/*.jpeg   labels come from the folder names
+      data_dir/train/PNEUMONIA/*.jpeg
+      data_dir/test/...
+
+As in the study, Normal is class 1 and Pneumonia is class 0.
+
+Every image is decoded once, turned to grayscale and resized to a square, then
+kept in a cache file so that later runs start in a fraction of a second. A bad
+file never stops a run: it is skipped, and the reason is recorded in
+:attr:`XrayDataset.problems` and logged.
+
+Example
+-------
+>>> train = load_split("data/coronahack", "train", image_size=300)   # doctest: +SKIP
+>>> train.images.shape, train.labels[:5]                             # doctest: +SKIP
+((5283, 300, 300, 1), array([1, 1, 1, 1, 1], dtype=uint8))
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import tempfile
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from PIL import Image, ImageOps
+from tqdm.auto import tqdm
+
+CLASS_NAMES = {0: "Pneumonia", 1: "Normal"}
+SPLITS = ("train", "test")
+
+METADATA_FILE = "Chest_xray_Corona_Metadata.csv"
+REQUIRED_COLUMNS = ("X_ray_image_name", "Label", "Dataset_type")
+# Kept in the frame for analysis (bacteria / Virus / COVID-19 ...); filled with
+# missing values when a CSV lacks them, since the labels do not depend on them.
+CATEGORY_COLUMNS = ("Label_1_Virus_category", "Label_2_Virus_category")
+KERMANY_FOLDERS = {"NORMAL": "Normal", "PNEUMONIA": "Pneumonia"}
+
+# CSV spellings (lower-cased) -> label name; "pnemonia" is the CoronaHack typo.
+_LABEL_NAMES = {"normal": "Normal", "pnemonia": "Pneumonia", "pneumonia": "Pneumonia"}
+_LABEL_NUMBERS = {"Normal": 1, "Pneumonia": 0}
+
+_LAYOUTS_HELP = (
+    "Accepted layouts: (1) CoronaHack: "
+    f"{METADATA_FILE} plus flat train/ and test/ image folders; "
+    "(2) Kermany: train/NORMAL, train/PNEUMONIA, test/NORMAL, test/PNEUMONIA image folders."
+)
+
+# Bump when decoding changes, so that old cache files are not reused.
+_CACHE_VERSION = 1
+
+
+@dataclass
+class XrayDataset:
+    """One split of the X-ray data, decoded into memory.
+
+    Attributes
+    ----------
+    images : (N, S, S, 1) uint8
+        Grayscale images, resized to S x S.
+    labels : (N,) uint8
+        1 = Normal, 0 = Pneumonia (see :data:`CLASS_NAMES`).
+    frame : pandas.DataFrame
+        One row per kept image, in the same order as ``images`` (columns as in
+        :func:`read_metadata`).
+    problems : list of str
+        One line per skipped or ignored file, naming the file and the reason.
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    frame: pd.DataFrame
+    problems: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+# ----------------------------------------------------------------------------
+# Layout and metadata
+# ----------------------------------------------------------------------------
+
+
+def detect_layout(data_dir: str | os.PathLike) -> str:
+    """Tell which of the two accepted layouts ``data_dir`` holds.
+
+    Returns
+    -------
+    str
+        ``"coronahack"`` when the metadata CSV and a train/ or test/ folder are
+        present, else ``"kermany"`` when a split folder holds NORMAL/ or PNEUMONIA/.
+
+    Raises
+    ------
+    FileNotFoundError
+        ``data_dir`` does not exist or is not a folder.
+    ValueError
+        ``data_dir`` exists but matches neither layout; the message lists what it holds.
+    """
+    folder = Path(data_dir)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"X-ray data folder {folder} does not exist. {_LAYOUTS_HELP}")
+    has_split_folder = any((folder / split).is_dir() for split in SPLITS)
+    if (folder / METADATA_FILE).is_file() and has_split_folder:
+        return "coronahack"
+    if any((folder / split / name).is_dir() for split in SPLITS for name in KERMANY_FOLDERS):
+        return "kermany"
+    found = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir())
+    shown = ", ".join(found[:12]) + (f", ... ({len(found)} entries)" if len(found) > 12 else "")
+    raise ValueError(
+        f"{folder} is not an X-ray data folder. {_LAYOUTS_HELP} Found: {shown or 'nothing'}."
+    )
+
+
+def read_metadata(data_dir: str | os.PathLike, split: str) -> pd.DataFrame:
+    """List the images of one split with their labels, without opening any image.
+
+    Parameters
+    ----------
+    data_dir : path
+        A folder in the CoronaHack or Kermany layout (see the module docstring).
+    split : {"train", "test"}
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per image listed for the split, in CSV order (CoronaHack) or
+        sorted by path (Kermany: all NORMAL/ then all PNEUMONIA/). Columns:
+
+        - ``file``: path relative to the split folder (the bare file name for CoronaHack)
+        - ``path``: full path as a string
+        - ``label_name``: "Normal" or "Pneumonia" (the raw value when unknown)
+        - ``label``: 1 = Normal, 0 = Pneumonia, -1 = unknown label value (int8)
+        - ``Label_1_Virus_category``, ``Label_2_Virus_category``: e.g. "bacteria",
+          "Virus", "COVID-19"; missing when not given (Kermany: guessed from the
+          file name, which says "bacteria" or "virus")
+        - ``split``: the split asked for
+
+        Files are not checked here; :func:`load_split` does that.
+
+    Raises
+    ------
+    ValueError
+        Unknown split, or the CSV lacks a required column (the message names
+        the CSV and the missing columns).
+    FileNotFoundError
+        The split folder does not exist.
+    """
+    split = _check_split(split)
+    folder = Path(data_dir)
+    layout = detect_layout(folder)
+    split_folder = folder / split
+    if not split_folder.is_dir():
+        raise FileNotFoundError(f"{layout} data in {folder} has no {split}/ folder")
+    if layout == "coronahack":
+        return _read_coronahack_csv(folder / METADATA_FILE, split_folder, split)
+    return _list_kermany_folders(split_folder, split)
+
+
+def _check_split(split: str) -> str:
+    name = str(split).lower()
+    if name not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    return name
+
+
+def _read_coronahack_csv(csv_path: Path, split_folder: Path, split: str) -> pd.DataFrame:
+    # Everything as text: file names like "1.jpeg" must not become numbers.
+    table = pd.read_csv(csv_path, dtype=str)
+    missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
+    if missing:
+        raise ValueError(
+            f"{csv_path} is missing the required column(s) {missing}; "
+            f"it has {list(table.columns)}, expected at least {list(REQUIRED_COLUMNS)}"
+        )
+    rows = table[table["Dataset_type"].str.strip().str.upper() == split.upper()]
+    files = rows["X_ray_image_name"].fillna("").str.strip()
+    raw_labels = rows["Label"].fillna("").str.strip()
+    label_names = raw_labels.str.lower().map(_LABEL_NAMES).fillna(raw_labels)
+    frame = pd.DataFrame(
+        {
+            "file": files.to_numpy(),
+            "path": [str(split_folder / name) for name in files],
+            "label_name": label_names.to_numpy(),
+        }
+    )
+    frame["label"] = _label_numbers(frame["label_name"])
+    for column in CATEGORY_COLUMNS:
+        frame[column] = rows[column].to_numpy() if column in rows else None
+    frame["split"] = split
+    return frame
+
+
+def _list_kermany_folders(split_folder: Path, split: str) -> pd.DataFrame:
+    files, label_names = [], []
+    for class_folder, label_name in KERMANY_FOLDERS.items():
+        folder = split_folder / class_folder
+        if folder.is_dir():
+            names = sorted(entry.name for entry in folder.iterdir() if _is_visible_file(entry))
+            files += [f"{class_folder}/{name}" for name in names]
+            label_names += [label_name] * len(names)
+    frame = pd.DataFrame(
+        {
+            "file": files,
+            "path": [str(split_folder / name) for name in files],
+            "label_name": label_names,
+        }
+    )
+    frame["label"] = _label_numbers(frame["label_name"])
+    lower_names = frame["file"].str.lower()
+    category = np.where(lower_names.str.contains("bacteria"), "bacteria", None)
+    category = np.where(lower_names.str.contains("virus"), "Virus", category)
+    frame["Label_1_Virus_category"] = category
+    frame["Label_2_Virus_category"] = None
+    frame["split"] = split
+    return frame
+
+
+def _label_numbers(label_names: pd.Series) -> np.ndarray:
+    return label_names.map(_LABEL_NUMBERS).fillna(-1).to_numpy(dtype=np.int8)
+
+
+def _is_visible_file(entry: os.DirEntry | Path) -> bool:
+    # Hidden files (.DS_Store, ._name from macOS archives) are not images.
+    return entry.is_file() and not entry.name.startswith(".")
+
+
+# ----------------------------------------------------------------------------
+# Decoding
+# ----------------------------------------------------------------------------
+
+
+def decode_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
+    """Decode one image file to a square grayscale array.
+
+    Steps: apply the EXIF orientation, convert any mode to 8-bit grayscale
+    (images with transparency are composited on black first; 16-bit images are
+    scaled down, not clipped), then resize to ``image_size`` x ``image_size``
+    without keeping the aspect ratio, as the study did.
+
+    The resize uses bilinear filtering. Most files are 224 x 224 and are
+    enlarged to 300, where a sharper filter (Lanczos) adds no real detail but
+    adds ringing around the sharp edges of bones and text markers; bilinear is
+    also what Keras and TensorFlow resize with by default. When shrinking,
+    Pillow widens the filter to the scale, so large images are not aliased.
+
+    Parameters
+    ----------
+    path : path to a JPEG, PNG or any other format Pillow reads
+    image_size : int, side of the output square in pixels
+
+    Returns
+    -------
+    (image_size, image_size) uint8
+
+    Raises
+    ------
+    Exception
+        Whatever Pillow raises for an unreadable, truncated or non-image file
+        (usually ``OSError``); :func:`load_split` catches and records it.
+    """
+    with Image.open(path) as image:
+        # For JPEG, decode straight to grayscale at a reduced scale (1/2, 1/4,
+        # 1/8) when the file is much larger than needed: far less work, and the
+        # result is still at least image_size on each side.
+        image.draft("L", (image_size, image_size))
+        image = ImageOps.exif_transpose(image)
+        image = _to_grayscale(image)
+        image = image.resize((image_size, image_size), Image.Resampling.BILINEAR)
+        return np.asarray(image, dtype=np.uint8)
+
+
+def _to_grayscale(image: Image.Image) -> Image.Image:
+    if image.mode == "L":
+        return image
+    if image.mode in ("I", "I;16", "I;16B", "I;16L"):
+        # 16-bit pixels: convert("L") would clip everything above 255 to white.
+        return image.convert("I").point(lambda value: value / 257, "L")
+    if "A" in image.getbands() or "transparency" in image.info:
+        # Transparent areas have no defined colour; showing them as black
+        # matches the background of an X-ray film.
+        image = image.convert("RGBA")
+        black = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(black, image)
+    return image.convert("L")
+
+
+def _decode_all(
+    paths: list[str], image_size: int, progress: bool, description: str
+) -> tuple[np.ndarray, list[str | None]]:
+    """Decode many files in a thread pool; returns the images and one error (or None) per file."""
+    images = np.zeros((len(paths), image_size, image_size, 1), dtype=np.uint8)
+    errors: list[str | None] = [None] * len(paths)
+
+    def decode_into(index: int) -> None:
+        try:
+            images[index, :, :, 0] = decode_image(paths[index], image_size)
+        # Pillow raises many kinds of errors for broken files (OSError,
+        # SyntaxError, ValueError ...); none of them may stop the whole run.
+        except Exception as error:
+            errors[index] = f"{type(error).__name__}: {error}"
+
+    # Pillow releases the GIL while decoding and resizing, so threads decode in parallel.
+    with ThreadPoolExecutor(max_workers=_cpu_count()) as pool, tqdm(
+        total=len(paths), desc=description, unit="img", disable=not progress, leave=False
+    ) as bar:
+        for _ in pool.map(decode_into, range(len(paths))):
+            bar.update()
+    return images, errors
+
+
+def _cpu_count() -> int:
+    # The CPUs this process may use, which can be fewer than the machine has.
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return os.cpu_count() or 1
+
+
+# ----------------------------------------------------------------------------
+# Cache
+# ----------------------------------------------------------------------------
+
+
+def _default_cache_dir() -> Path:
+    return Path(os.environ.get("MINICNN_CACHE") or Path.home() / ".cache" / "minicnn")
+
+
+def _cache_stem(
+    cache_dir: Path, layout: str, split: str, image_size: int, limit: int | None, files: list
+) -> Path:
+    """Name the cache entry after everything that changes its content.
+
+    ``files`` holds (file, size in bytes, modification time in ns) for each
+    image to decode, so editing, adding or removing an image changes the name.
+    An entry is two files: ``<stem>.npy`` with the images, and ``<stem>.json``
+    saying which files decoded and why the others did not. A plain ``.npy``
+    loads several times faster than the same array inside an ``.npz`` archive.
+    """
+    description = [_CACHE_VERSION, layout, split, image_size, limit, sorted(files)]
+    digest = hashlib.sha256(json.dumps(description).encode()).hexdigest()[:20]
+    return cache_dir / f"xray-{layout}-{split}-{image_size}px-{digest}"
+
+
+def _load_cache(
+    stem: Path, count: int, image_size: int
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Read a cache entry; raises if it is damaged or does not fit ``count`` candidate files."""
+    notes = json.loads(stem.with_suffix(".json").read_text())
+    decoded = np.array(notes["decoded"], dtype=bool)
+    problems = [str(line) for line in notes["problems"]]
+    images = np.load(stem.with_suffix(".npy"), allow_pickle=False)
+    expected_shape = (int(decoded.sum()), image_size, image_size, 1)
+    if decoded.shape != (count,) or images.shape != expected_shape or images.dtype != np.uint8:
+        raise ValueError(f"unexpected contents: images {images.shape} for {count} files")
+    return images, decoded, problems
+
+
+def _save_cache(
+    stem: Path, images: np.ndarray, decoded: np.ndarray, problems: list[str], log: Callable
+) -> None:
+    """Write the images, then the notes; the notes file marks a complete entry."""
+    notes = {"decoded": decoded.tolist(), "problems": problems}
+    try:
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomically(stem.with_suffix(".npy"), lambda file: np.save(file, images))
+        notes_text = json.dumps(notes).encode()
+        _write_atomically(stem.with_suffix(".json"), lambda file: file.write(notes_text))
+        log(f"saved the decoded images to the cache {stem}.npy")
+    except OSError as error:  # a full disk or read-only cache must not stop the run
+        log(f"could not write the cache {stem}.npy ({error}); continuing without it")
+
+
+def _write_atomically(path: Path, write: Callable) -> None:
+    """Write to a temporary file in the same folder, then rename it over ``path``.
+
+    A rename within one folder is atomic, so a crash mid-write leaves a stray
+    temporary file but never a half-written ``path`` that looks complete.
+    """
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+        os.replace(temporary, path)
+    except BaseException:
+        os.remove(temporary)
+        raise
+
+
+# ----------------------------------------------------------------------------
+# Loading a split
+# ----------------------------------------------------------------------------
+
+
+def load_split(
+    data_dir: str | os.PathLike,
+    split: str = "train",
+    image_size: int = 300,
+    limit: int | None = None,
+    cache_dir: str | os.PathLike | None | bool = None,
+    progress: bool = True,
+    log: Callable[[str], object] = print,
+) -> XrayDataset:
+    """Load one split as arrays, decoding the images or reading them from the cache.
+
+    Parameters
+    ----------
+    data_dir : path
+        A folder in the CoronaHack or Kermany layout; it is only read, never written.
+    split : {"train", "test"}
+    image_size : int
+        Side S of the square images, in pixels.
+    limit : int, optional
+        Use only the first ``limit`` images of the split (CSV order, or sorted
+        path order for Kermany), counted after dropping rows whose file is
+        missing. Handy for quick runs; note that both orders group the classes.
+    cache_dir : path, None or False
+        Where decoded arrays are kept: None means ``$MINICNN_CACHE``, else
+        ``~/.cache/minicnn``; False disables the cache.
+    progress : bool
+        Show a progress bar while decoding.
+    log : callable
+        Receives one string per problem and a one-line summary.
+
+    Returns
+    -------
+    XrayDataset
+        ``images`` (N, S, S, 1) uint8, ``labels`` (N,) uint8, ``frame`` and ``problems``.
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        Only for problems with the folder or the CSV as a whole (see
+        :func:`read_metadata`); problems with single files are recorded instead.
+    """
+    if int(image_size) != image_size or image_size < 1:
+        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
+    if limit is not None and (int(limit) != limit or limit < 0):
+        raise ValueError(f"limit must be None or a non-negative integer, got {limit!r}")
+    layout = detect_layout(data_dir)
+    frame = read_metadata(data_dir, split)
+    split = _check_split(split)
+    problems: list[tuple[str, str]] = []  # (kind, line); kinds are counted in the summary
+
+    if layout == "coronahack":
+        _note_files_not_listed(Path(data_dir) / split, frame, problems)
+    frame, file_stats = _drop_unusable_rows(frame, problems)
+    if limit is not None:
+        frame, file_stats = frame.iloc[:limit], file_stats[:limit]
+
+    images, decoded, decode_problems = _decode_or_load_cache(
+        frame, file_stats, layout, split, int(image_size), limit, cache_dir, progress, log
+    )
+    problems += [("unreadable", line) for line in decode_problems]
+    frame = frame[decoded].reset_index(drop=True)
+    frame["label"] = frame["label"].astype(np.uint8)
+
+    for _, line in problems:
+        log(line)
+    log(_summary(split, len(frame), problems))
+    return XrayDataset(
+        images=images,
+        labels=frame["label"].to_numpy(dtype=np.uint8),
+        frame=frame,
+        problems=[line for _, line in problems],
+    )
+
+
+def _drop_unusable_rows(
+    frame: pd.DataFrame, problems: list[tuple[str, str]]
+) -> tuple[pd.DataFrame, list[tuple[str, int, int]]]:
+    """Drop rows with an unknown label, a repeated file or a missing file.
+
+    Returns the remaining rows and, for each, (file, size in bytes, mtime in ns).
+    """
+    keep = np.ones(len(frame), dtype=bool)
+    file_stats = []
+    seen = set()
+    for row, (file, path, label, label_name) in enumerate(
+        zip(frame["file"], frame["path"], frame["label"], frame["label_name"])
+    ):
+        shown = file or f"(row {row} of the list has no file name)"
+        if label < 0:
+            problems.append(("unknown label", f"{shown}: unknown label {label_name!r}; skipped"))
+        elif file in seen:
+            problems.append(("duplicate", f"{shown}: listed more than once; kept the first"))
+        elif (info := _stat_file(path)) is None:
+            problems.append(("missing file", f"{shown}: listed but the file is missing; skipped"))
+        else:
+            seen.add(file)
+            file_stats.append((file, info.st_size, info.st_mtime_ns))
+            continue
+        keep[row] = False
+    return frame[keep].reset_index(drop=True), file_stats
+
+
+def _stat_file(path: str) -> os.stat_result | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return info if stat.S_ISREG(info.st_mode) else None
+
+
+def _note_files_not_listed(
+    split_folder: Path, frame: pd.DataFrame, problems: list[tuple[str, str]]
+) -> None:
+    listed = set(frame["file"])
+    for entry in sorted(os.scandir(split_folder), key=lambda entry: entry.name):
+        if _is_visible_file(entry) and entry.name not in listed:
+            problems.append(
+                (
+                    "not listed",
+                    f"{entry.name}: in {split_folder.name}/ but not listed in the CSV "
+                    f"for this split; ignored",
+                )
+            )
+
+
+def _decode_or_load_cache(
+    frame: pd.DataFrame,
+    file_stats: list[tuple[str, int, int]],
+    layout: str,
+    split: str,
+    image_size: int,
+    limit: int | None,
+    cache_dir: str | os.PathLike | None | bool,
+    progress: bool,
+    log: Callable,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Returns images (K, S, S, 1) uint8, a (len(frame),) bool mask of decoded rows, problem lines."""
+    cache_stem = None
+    if cache_dir is not False:
+        folder = _default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)
+        cache_stem = _cache_stem(folder, layout, split, image_size, limit, file_stats)
+        if cache_stem.with_suffix(".json").is_file():
+            try:
+                cached = _load_cache(cache_stem, len(frame), image_size)
+                log(f"{split}: loaded the decoded images from the cache {cache_stem}.npy")
+                return cached
+            except Exception as error:  # a damaged cache must only cost a rebuild
+                log(f"ignoring the damaged cache {cache_stem}.npy ({error}); rebuilding it")
+
+    images, errors = _decode_all(
+        list(frame["path"]), image_size, progress, description=f"decoding {split}"
+    )
+    decoded = np.array([error is None for error in errors], dtype=bool)
+    if not decoded.all():
+        images = images[decoded]
+    problems = [
+        f"{file}: unreadable image ({error}); skipped"
+        for file, error in zip(frame["file"], errors)
+        if error is not None
+    ]
+    if cache_stem is not None:
+        _save_cache(cache_stem, images, decoded, problems, log)
+    return images, decoded, problems
+
+
+def _summary(split: str, kept: int, problems: list[tuple[str, str]]) -> str:
+    counts = Counter(kind for kind, _ in problems)
+    not_listed = counts.pop("not listed", 0)
+    skipped = sum(counts.values())
+    line = f"{split}: kept {kept} images; skipped {skipped}"
+    if skipped:
+        line += " (" + ", ".join(f"{count} {kind}" for kind, count in counts.items()) + ")"
+    if not_listed:
+        line += f"; {not_listed} files not in the CSV ignored"
+    return line
+
+
+# ----------------------------------------------------------------------------
+# Train / validation split
+# ----------------------------------------------------------------------------
+
+
+def stratified_split(
+    labels: np.ndarray, validation_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Split sample indices into training and validation sets with the same class mix.
+
+    From each class, ``round(validation_fraction * class_count)`` randomly chosen
+    samples go to validation, so each class's share of the validation set is
+    within one sample of its share in ``labels``.
+
+    Parameters
+    ----------
+    labels : (N,) integer class labels
+    validation_fraction : float in [0, 1)
+        0 gives an empty validation set.
+    seed : int
+        The same seed and labels always give the same split.
+
+    Returns
+    -------
+    train_indices, validation_indices : (N - V,) and (V,) int64
+        Disjoint, together covering 0..N-1, each sorted in increasing order
+        (shuffle later, e.g. with :class:`~minicnn.data.batches.Batches`).
+
+    Raises
+    ------
+    ValueError
+        ``validation_fraction`` outside [0, 1), or ``labels`` not one-dimensional.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be one-dimensional, got shape {labels.shape}")
+    if not 0.0 <= validation_fraction < 1.0:  # also rejects NaN
+        raise ValueError(f"validation_fraction must be in [0, 1), got {validation_fraction!r}")
+    rng = np.random.default_rng(seed)
+    is_validation = np.zeros(len(labels), dtype=bool)
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        count = int(np.floor(validation_fraction * len(members) + 0.5))
+        is_validation[rng.choice(members, size=count, replace=False)] = True
+    return np.flatnonzero(~is_validation), np.flatnonzero(is_validation)

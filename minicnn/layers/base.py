@@ -1,0 +1,112 @@
+"""Layer: the contract every layer follows.
+
+A layer is a function y = f(x; params) that can also run backwards:
+
+* ``build(input_shape, rng)`` creates the parameters once the input shape is known
+  and returns the output shape (shapes here exclude the batch axis);
+* ``forward(x, training)`` computes y and keeps what ``backward`` will need;
+* ``backward(dy)`` receives dL/dy, fills ``self.grads`` with dL/dparam (same keys
+  as ``self.params``) and returns dL/dx.
+
+Parameters are plain arrays in the dict ``self.params``; optimisers update them in
+place, so ``layer.params["kernel"][...] = w`` changes the layer too.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy
+
+from minicnn import backend
+
+Shape = tuple[int, ...]
+
+
+def snake_case(class_name: str) -> str:
+    """'MaxPool2D' -> 'max_pool2d', the default name of a layer of that class."""
+    return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", class_name).lower()
+
+
+class Layer:
+    """Base class: holds params/grads, the shapes and the name; subclasses do the math."""
+
+    def __init__(self, name: str | None = None, input_shape: Shape | None = None) -> None:
+        self.name = name
+        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.output_shape: Shape | None = None
+        self.params: dict[str, Any] = {}
+        self.grads: dict[str, Any] = {}
+        self.dtype: str | None = None
+        self.built = False
+        # The first layer of a model never needs dL/dx (nobody consumes it), and for a
+        # convolution over a 300x300 image skipping it saves a large col2im.
+        self.compute_input_gradient = True
+
+    # ---- construction -------------------------------------------------------------
+    def build(self, input_shape: Shape, rng: numpy.random.Generator | None = None) -> Shape:
+        """Create parameters for inputs of ``input_shape`` (no batch axis); return the output shape."""
+        self.input_shape = tuple(input_shape)
+        self.dtype = backend.default_dtype()
+        self.output_shape = self.compute_output_shape(self.input_shape)
+        self.built = True
+        return self.output_shape
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """Output shape (no batch axis) for a given input shape; layers that change shape override it."""
+        return input_shape
+
+    def count_params(self) -> int:
+        """Number of scalars in this layer's parameters."""
+        return sum(int(numpy.prod(value.shape)) for value in self.params.values())
+
+    def get_config(self) -> dict[str, Any]:
+        """The constructor arguments that rebuild this layer (saved as JSON with the model)."""
+        config: dict[str, Any] = {"name": self.name}
+        if self.input_shape is not None:
+            config["input_shape"] = list(self.input_shape)
+        return config
+
+    # ---- state that is not a parameter (e.g. Dropout's random-number counter) ------
+    def get_state(self) -> dict[str, int]:
+        """Non-trainable state a checkpoint must keep so that training resumes exactly."""
+        return {}
+
+    def set_state(self, state: dict[str, int]) -> None:
+        """Restore what :meth:`get_state` returned."""
+
+    # ---- memory report ------------------------------------------------------------
+    def workspace_bytes(self, batch_size: int) -> int:
+        """Bytes of temporary buffers this layer needs for one batch (beyond its input and output)."""
+        return 0
+
+    # ---- checks --------------------------------------------------------------------
+    def describe(self) -> str:
+        """'conv2d (Conv2D)': how errors and the summary name this layer."""
+        return f"{self.name or snake_case(type(self).__name__)} ({type(self).__name__})"
+
+    def check_input(self, x: Any) -> None:
+        """Raise a clear error when ``x`` does not have the shape and dtype this layer was built for."""
+        if not self.built:
+            raise RuntimeError(f"layer {self.describe()} is not built; call build(input_shape) first")
+        if tuple(x.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"layer {self.describe()}: expected input of shape (None, "
+                f"{', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}"
+            )
+        if str(x.dtype) != self.dtype:
+            raise TypeError(
+                f"layer {self.describe()}: expected input dtype {self.dtype}, got {x.dtype} "
+                "(cast inputs to the model's dtype; mixing types would silently change precision)"
+            )
+
+    # ---- the math (subclasses) ------------------------------------------------------
+    def forward(self, x: Any, training: bool = False) -> Any:
+        raise NotImplementedError
+
+    def backward(self, dy: Any) -> Any:
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"<{self.describe()}>"

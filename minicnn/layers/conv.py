@@ -1,0 +1,219 @@
+"""Conv2D: a 2-D convolution computed as im2col + one matrix multiplication.
+
+    y[n, oh, ow, f] = bias[f] + sum_{i, j, c} x_pad[n, oh*SH + i, ow*SW + j, c] * kernel[i, j, c, f]
+
+Shapes: x (N, H, W, C) -> y (N, OH, OW, F);  kernel (KH, KW, C, F);  bias (F,).
+
+With cols = im2col(x_pad) reshaped to (N*OH*OW, KH*KW*C) and the kernel reshaped
+to (KH*KW*C, F), the whole layer is ``y = cols @ kernel + bias``. The backward pass
+is the same product differentiated:
+
+    dL/dkernel = cols.T @ dz          dL/dbias = sum of dz over N, OH, OW
+    dL/dcols   = dz @ kernel.T        dL/dx    = col2im(dL/dcols)
+
+Memory: cols is KH*KW times larger than x. For the study's second layer at batch
+32 that is 0.8 GB, so we process the batch in chunks whose cols fit in a fixed
+workspace, and reuse that one buffer for every chunk, step after step.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from minicnn import backend, initializers
+from minicnn.im2col import col2im, im2col, output_size, padding_amounts
+from minicnn.layers import activations
+from minicnn.layers.base import Layer, Shape
+
+# Upper bound on the im2col buffer of one layer. Larger chunks barely speed up the
+# GEMM, while a multi-gigabyte temporary would dominate the memory of a step.
+WORKSPACE_BYTES = 64 * 2**20
+
+
+def as_pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
+    """3 -> (3, 3); (3, 5) stays; anything else is an error naming ``what``."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}")
+    return pair  # type: ignore[return-value]
+
+
+class Conv2D(Layer):
+    """2-D convolution over channels-last images, with an optional fused activation.
+
+    Parameters
+    ----------
+    filters : number of output channels F.
+    kernel_size : int or (KH, KW).
+    strides : int or (SH, SW), default 1.
+    padding : "valid" (no padding) or "same" (TensorFlow's rule: output = ceil(input / stride),
+        the odd padding pixel goes to the bottom/right).
+    activation : None, "relu", "sigmoid" or "linear".
+    kernel_initializer, bias_initializer : names from :mod:`minicnn.initializers`.
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        kernel_size: int | tuple[int, int],
+        strides: int | tuple[int, int] = 1,
+        padding: str = "valid",
+        activation: str | None = None,
+        kernel_initializer: str = "glorot_uniform",
+        bias_initializer: str = "zeros",
+        name: str | None = None,
+        input_shape: Shape | None = None,
+    ) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        if padding not in ("valid", "same"):
+            raise ValueError(f"Conv2D: unknown padding {padding!r}; choose 'valid' or 'same'")
+        if not isinstance(filters, int) or filters < 1:
+            raise ValueError(f"Conv2D: filters must be a positive int, got {filters!r}")
+        self.filters = filters
+        self.kernel_size = as_pair(kernel_size, "Conv2D kernel_size")
+        self.strides = as_pair(strides, "Conv2D strides")
+        self.padding = padding
+        self.activation_name = activation
+        self.activation = activations.get(activation)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_initializer_name = kernel_initializer
+        self.bias_initializer_name = bias_initializer
+        self._workspace = None
+
+    # ---- shapes ------------------------------------------------------------------
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise ValueError(
+                f"layer {self.describe()} expects images (H, W, C) per sample, got shape {input_shape}"
+            )
+        height, width, _ = input_shape
+        out_h = output_size(height, self.kernel_size[0], self.strides[0], self.padding)
+        out_w = output_size(width, self.kernel_size[1], self.strides[1], self.padding)
+        if out_h < 1 or out_w < 1:
+            raise ValueError(
+                f"layer {self.describe()}: kernel {self.kernel_size} is larger than its input "
+                f"{height}x{width} with padding {self.padding!r}; the output would be empty"
+            )
+        return (out_h, out_w, self.filters)
+
+    def build(self, input_shape: Shape, rng: numpy.random.Generator | None = None) -> Shape:
+        output_shape = super().build(input_shape, rng)
+        rng = rng if rng is not None else numpy.random.default_rng(0)
+        kh, kw = self.kernel_size
+        channels = input_shape[2]
+        self.params["kernel"] = self.kernel_initializer((kh, kw, channels, self.filters), rng, self.dtype)
+        self.params["bias"] = self.bias_initializer((self.filters,), rng, self.dtype)
+        return output_shape
+
+    def padded_shape(self) -> tuple[int, int, tuple[int, int], tuple[int, int]]:
+        """(padded H, padded W, (top, bottom), (left, right)) for this layer's input."""
+        height, width, _ = self.input_shape
+        pad_h = padding_amounts(height, self.kernel_size[0], self.strides[0], self.padding)
+        pad_w = padding_amounts(width, self.kernel_size[1], self.strides[1], self.padding)
+        return height + sum(pad_h), width + sum(pad_w), pad_h, pad_w
+
+    def cols_bytes_per_image(self) -> int:
+        """Size of one image's im2col rows: OH * OW * KH * KW * C values."""
+        out_h, out_w, _ = self.output_shape
+        kh, kw = self.kernel_size
+        return out_h * out_w * kh * kw * self.input_shape[2] * numpy.dtype(self.dtype).itemsize
+
+    def chunk_size(self, batch_size: int) -> int:
+        """How many images' cols fit in WORKSPACE_BYTES (at least one)."""
+        return max(1, min(batch_size, WORKSPACE_BYTES // self.cols_bytes_per_image()))
+
+    def workspace_bytes(self, batch_size: int) -> int:
+        return self.chunk_size(batch_size) * self.cols_bytes_per_image()
+
+    def cols_buffer(self, images: int) -> Any:
+        """The reusable im2col buffer, (images, OH, OW, KH, KW, C); grown only when a larger chunk appears.
+
+        Fresh gigabyte-scale arrays cost a page fault per 4 KiB page on every step;
+        keeping one buffer per layer pays that once.
+        """
+        xp = backend.array_module()
+        out_h, out_w, _ = self.output_shape
+        shape = (images, out_h, out_w, *self.kernel_size, self.input_shape[2])
+        if self._workspace is None or self._workspace.shape[0] < images or self._workspace.dtype != self.dtype:
+            self._workspace = xp.empty(shape, dtype=self.dtype)
+        return self._workspace[:images]
+
+    def pad(self, x: Any) -> Any:
+        """Zero-pad x (N, H, W, C) for "same" padding; "valid" returns x itself (no copy)."""
+        xp = backend.array_module()
+        _, _, pad_h, pad_w = self.padded_shape()
+        if pad_h == (0, 0) and pad_w == (0, 0):
+            return x
+        return xp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
+
+    # ---- the math ------------------------------------------------------------------
+    def forward(self, x: Any, training: bool = False) -> Any:
+        """x (N, H, W, C) -> y (N, OH, OW, F)."""
+        self.check_input(x)
+        xp = backend.array_module()
+        batch = x.shape[0]
+        out_h, out_w, filters = self.output_shape
+        kernel_matrix = self.params["kernel"].reshape(-1, filters)  # (KH*KW*C, F)
+        x_padded = self.pad(x)
+        z = xp.empty((batch, out_h, out_w, filters), dtype=self.dtype)
+        chunk = self.chunk_size(batch)
+        for start in range(0, batch, chunk):
+            stop = min(start + chunk, batch)
+            cols = im2col(x_padded[start:stop], self.kernel_size, self.strides, out=self.cols_buffer(stop - start))
+            # One GEMM per chunk, written straight into the output: (n*OH*OW, KH*KW*C) @ (KH*KW*C, F)
+            xp.matmul(cols.reshape(-1, kernel_matrix.shape[0]), kernel_matrix, out=z[start:stop].reshape(-1, filters))
+        z += self.params["bias"]
+        self.x_padded = x_padded  # backward rebuilds cols chunk by chunk from x, not from a stored copy
+        if isinstance(self.activation, activations.ReLU):
+            return self.activation.forward_in_place(z)  # z is our own fresh array: no copy needed
+        return self.activation.forward(z, training)
+
+    def backward(self, dy: Any) -> Any:
+        """dy (N, OH, OW, F) -> dx (N, H, W, C); fills grads["kernel"] and grads["bias"]."""
+        return self.backward_before_activation(self.activation.backward(dy))
+
+    def backward_before_activation(self, dz: Any) -> Any:
+        """Backward from dz = dL/dz, the gradient at the pre-activation output z."""
+        xp = backend.array_module()
+        batch = dz.shape[0]
+        filters = self.filters
+        kernel_matrix = self.params["kernel"].reshape(-1, filters)  # (KH*KW*C, F)
+        dkernel = xp.zeros_like(kernel_matrix)
+        dx_padded = xp.zeros_like(self.x_padded) if self.compute_input_gradient else None
+        chunk = self.chunk_size(batch)
+        for start in range(0, batch, chunk):
+            stop = min(start + chunk, batch)
+            cols = im2col(self.x_padded[start:stop], self.kernel_size, self.strides, out=self.cols_buffer(stop - start))
+            dz_matrix = dz[start:stop].reshape(-1, filters)  # (n*OH*OW, F)
+            dkernel += cols.reshape(-1, kernel_matrix.shape[0]).T @ dz_matrix  # dL/dW = cols.T @ dz
+            if dx_padded is not None:
+                # dL/dcols = dz @ W.T, written over cols (no longer needed), then folded back by col2im
+                xp.matmul(dz_matrix, kernel_matrix.T, out=cols.reshape(dz_matrix.shape[0], -1))
+                col2im(cols, dx_padded[start:stop].shape, self.strides, out=dx_padded[start:stop])
+        self.grads["kernel"] = dkernel.reshape(self.params["kernel"].shape)
+        self.grads["bias"] = dz.sum(axis=(0, 1, 2))  # dL/db = sum of dz over every output pixel
+        if dx_padded is None:
+            return None
+        return self.unpad(dx_padded)
+
+    def unpad(self, dx_padded: Any) -> Any:
+        """Drop the gradient that fell on padding pixels: (N, Hp, Wp, C) -> (N, H, W, C)."""
+        height, width, _ = self.input_shape
+        _, _, (top, _), (left, _) = self.padded_shape()
+        return dx_padded[:, top : top + height, left : left + width, :]
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            filters=self.filters,
+            kernel_size=list(self.kernel_size),
+            strides=list(self.strides),
+            padding=self.padding,
+            activation=self.activation_name,
+            kernel_initializer=self.kernel_initializer_name,
+            bias_initializer=self.bias_initializer_name,
+        )
+        return config

@@ -1,0 +1,111 @@
+"""Dense (fully connected) and Flatten.
+
+Dense:   y = x @ kernel + bias
+Shapes:  x (N, I) -> y (N, O);  kernel (I, O);  bias (O,)
+Backward: dL/dkernel = x.T @ dz,  dL/dbias = sum of dz over N,  dL/dx = dz @ kernel.T
+
+Flatten: (N, H, W, C) -> (N, H*W*C) in row-major (C) order, the order Keras uses,
+so weights trained in Keras would line up with ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+from minicnn import initializers
+from minicnn.layers import activations
+from minicnn.layers.base import Layer, Shape
+
+
+class Dense(Layer):
+    """Fully connected layer with an optional fused activation.
+
+    Parameters
+    ----------
+    units : number of outputs O.
+    activation : None, "relu", "sigmoid" or "linear".
+    kernel_initializer, bias_initializer : names from :mod:`minicnn.initializers`.
+    """
+
+    def __init__(
+        self,
+        units: int,
+        activation: str | None = None,
+        kernel_initializer: str = "glorot_uniform",
+        bias_initializer: str = "zeros",
+        name: str | None = None,
+        input_shape: Shape | None = None,
+    ) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        if not isinstance(units, int) or units < 1:
+            raise ValueError(f"Dense: units must be a positive int, got {units!r}")
+        self.units = units
+        self.activation_name = activation
+        self.activation = activations.get(activation)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_initializer_name = kernel_initializer
+        self.bias_initializer_name = bias_initializer
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 1:
+            raise ValueError(
+                f"layer {self.describe()} expects flat vectors (features,) per sample, got shape "
+                f"{input_shape}; put a Flatten layer before it"
+            )
+        return (self.units,)
+
+    def build(self, input_shape: Shape, rng: numpy.random.Generator | None = None) -> Shape:
+        output_shape = super().build(input_shape, rng)
+        rng = rng if rng is not None else numpy.random.default_rng(0)
+        self.params["kernel"] = self.kernel_initializer((input_shape[0], self.units), rng, self.dtype)
+        self.params["bias"] = self.bias_initializer((self.units,), rng, self.dtype)
+        return output_shape
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        """x (N, I) -> y (N, O)."""
+        self.check_input(x)
+        z = x @ self.params["kernel"]
+        z += self.params["bias"]
+        self.x = x  # dL/dkernel = x.T @ dz needs the input
+        if isinstance(self.activation, activations.ReLU):
+            return self.activation.forward_in_place(z)  # z is our own fresh array: no copy needed
+        return self.activation.forward(z, training)
+
+    def backward(self, dy: Any) -> Any:
+        """dy (N, O) -> dx (N, I); fills grads["kernel"] and grads["bias"]."""
+        return self.backward_before_activation(self.activation.backward(dy))
+
+    def backward_before_activation(self, dz: Any) -> Any:
+        """Backward from dz = dL/dz at the pre-activation output z = x @ kernel + bias."""
+        self.grads["kernel"] = self.x.T @ dz
+        self.grads["bias"] = dz.sum(axis=0)
+        if not self.compute_input_gradient:
+            return None
+        return dz @ self.params["kernel"].T
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            units=self.units,
+            activation=self.activation_name,
+            kernel_initializer=self.kernel_initializer_name,
+            bias_initializer=self.bias_initializer_name,
+        )
+        return config
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...); backward reshapes the gradient back."""
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return (int(numpy.prod(input_shape)),)
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        self.check_input(x)
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, dy: Any) -> Any:
+        return dy.reshape((dy.shape[0], *self.input_shape))

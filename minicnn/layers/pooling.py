@@ -1,0 +1,99 @@
+"""MaxPool2D: keep the largest value of each window.
+
+    y[n, oh, ow, c] = max_{i, j} x[n, oh*SH + i, ow*SW + j, c]
+
+Shapes: x (N, H, W, C) -> y (N, OH, OW, C) with OH = floor((H - PH) / SH) + 1 (Keras's
+"valid" rule: a last odd row or column that fits no window is dropped).
+
+The gradient of a max flows only to the element that won: dL/dx at the winner is
+dL/dy, zero elsewhere. When several elements tie for the max, exactly one (the
+first in row-major window order) receives the gradient, as in TensorFlow, so the
+gradient is never counted twice.
+
+As in im2col, we loop over the PH*PW window *offsets* (4 for a 2x2 pool), each a
+strided slice of the whole batch, never over pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from minicnn import backend
+from minicnn.im2col import output_size
+from minicnn.layers.base import Layer, Shape
+from minicnn.layers.conv import as_pair
+
+
+class MaxPool2D(Layer):
+    """Max pooling over (PH, PW) windows.
+
+    Parameters
+    ----------
+    pool_size : int or (PH, PW), default 2.
+    strides : int or (SH, SW); default pool_size (non-overlapping windows).
+    """
+
+    def __init__(
+        self,
+        pool_size: int | tuple[int, int] = 2,
+        strides: int | tuple[int, int] | None = None,
+        name: str | None = None,
+        input_shape: Shape | None = None,
+    ) -> None:
+        super().__init__(name=name, input_shape=input_shape)
+        self.pool_size = as_pair(pool_size, "MaxPool2D pool_size")
+        self.strides = as_pair(strides if strides is not None else pool_size, "MaxPool2D strides")
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        if len(input_shape) != 3:
+            raise ValueError(f"layer {self.describe()} expects images (H, W, C) per sample, got shape {input_shape}")
+        height, width, channels = input_shape
+        out_h = output_size(height, self.pool_size[0], self.strides[0], "valid")
+        out_w = output_size(width, self.pool_size[1], self.strides[1], "valid")
+        if out_h < 1 or out_w < 1:
+            raise ValueError(
+                f"layer {self.describe()}: pool {self.pool_size} is larger than its input {height}x{width}; "
+                "the output would be empty"
+            )
+        return (out_h, out_w, channels)
+
+    def window_offsets(self) -> list[tuple[int, int]]:
+        """Every (i, j) inside a pooling window, in row-major order (that order breaks ties)."""
+        return [(i, j) for i in range(self.pool_size[0]) for j in range(self.pool_size[1])]
+
+    def window_slice(self, i: int, j: int) -> tuple[slice, slice, slice, slice]:
+        """Index of the element at offset (i, j) of every window: x[window_slice(i, j)] is (N, OH, OW, C)."""
+        out_h, out_w, _ = self.output_shape
+        sh, sw = self.strides
+        return (slice(None), slice(i, i + sh * (out_h - 1) + 1, sh), slice(j, j + sw * (out_w - 1) + 1, sw), slice(None))
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        """x (N, H, W, C) -> y (N, OH, OW, C)."""
+        self.check_input(x)
+        xp = backend.array_module()
+        offsets = self.window_offsets()
+        y = x[self.window_slice(*offsets[0])].copy()
+        # winner[n, oh, ow, c] = index (into offsets) of the element that holds the max
+        winner = xp.zeros(y.shape, dtype=xp.uint8)
+        for index, (i, j) in enumerate(offsets[1:], start=1):
+            candidate = x[self.window_slice(i, j)]
+            larger = candidate > y  # strictly larger: on a tie the earlier offset keeps the win
+            xp.maximum(y, candidate, out=y)
+            winner[larger] = index
+        self.winner = winner  # backward needs only who won, not x itself
+        self.x_shape = x.shape
+        return y
+
+    def backward(self, dy: Any) -> Any:
+        """dy (N, OH, OW, C) -> dx (N, H, W, C): each dy goes to its window's winner."""
+        xp = backend.array_module()
+        dx = xp.zeros(self.x_shape, dtype=dy.dtype)
+        for index, (i, j) in enumerate(self.window_offsets()):
+            # += because overlapping windows (strides < pool_size) can share an element
+            dx[self.window_slice(i, j)] += dy * (self.winner == index)
+        return dx
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(pool_size=list(self.pool_size), strides=list(self.strides))
+        return config

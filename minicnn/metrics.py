@@ -1,0 +1,410 @@
+"""How good is a binary classifier? Accuracy, confusion matrix, ROC curve and AUC.
+
+Every function takes host NumPy arrays (call ``backend.to_numpy`` on CuPy
+arrays first) and knows nothing of layers or models: labels and probabilities
+in, numbers out.
+
+The chest X-ray study labels Normal = 1 and Pneumonia = 0, and the model
+outputs ``p`` = the probability of Normal (a sigmoid). Clinicians, though,
+count the *disease* as the positive class, so :func:`classification_report`
+takes Pneumonia (label 0) as positive and scores it with ``1 - p``.
+
+Two rules hold throughout:
+
+* A probability becomes a predicted label with ``p > threshold`` (strictly
+  greater, as in Keras' ``binary_accuracy``), so ``p == 0.5`` is predicted 0.
+* A ratio whose denominator is zero (say, precision when nothing was
+  predicted positive) is reported as 0.0 rather than NaN, as scikit-learn does
+  by default.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+__all__ = [
+    "as_labels",
+    "as_probabilities",
+    "binary_accuracy",
+    "confusion_matrix",
+    "roc_curve",
+    "roc_auc",
+    "classification_report",
+]
+
+
+# ---------------------------------------------------------------------------
+# Input checks
+# ---------------------------------------------------------------------------
+
+
+def _as_vector(values: Any, name: str) -> np.ndarray:
+    """Return ``values`` as a 1-D array; accept (N,) or Keras-style (N, 1)."""
+    array = np.asarray(values)
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"{name} must have shape (N,) or (N, 1), got {array.shape}")
+    if array.size == 0:
+        raise ValueError(f"{name} is empty")
+    return array
+
+
+def _check_same_length(a: np.ndarray, b: np.ndarray, name_a: str, name_b: str) -> None:
+    if len(a) != len(b):
+        raise ValueError(f"{name_a} has {len(a)} values but {name_b} has {len(b)}")
+
+
+def as_labels(y_true: Any, name: str = "y_true") -> np.ndarray:
+    """Check binary labels and return them as an int64 vector.
+
+    Parameters
+    ----------
+    y_true : array_like, shape (N,) or (N, 1)
+        0/1 labels; floats such as 0.0 and 1.0 are accepted (Keras stores labels
+        as float32).
+    name : str
+        What to call the argument in error messages.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,), int64
+
+    Raises
+    ------
+    ValueError
+        If the array is empty, has the wrong shape, or holds anything other
+        than 0 and 1 (NaN included); the message gives how many values are bad.
+    """
+    labels = _as_vector(y_true, name)
+    bad = ~np.isin(labels, (0, 1))  # NaN is in neither, so it counts as bad too
+    if bad.any():
+        examples = np.unique(labels[bad])[:5].tolist()
+        raise ValueError(
+            f"{name} must hold only the labels 0 and 1; {int(bad.sum())} of {len(labels)} "
+            f"values do not (e.g. {examples})"
+        )
+    return labels.astype(np.int64)
+
+
+def as_probabilities(y_prob: Any, name: str = "y_prob") -> np.ndarray:
+    """Check probabilities and return them as a float64 vector.
+
+    Parameters
+    ----------
+    y_prob : array_like, shape (N,) or (N, 1)
+        Values in [0, 1].
+    name : str
+        What to call the argument in error messages.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N,), float64
+
+    Raises
+    ------
+    ValueError
+        If the array is empty, has the wrong shape, or holds NaN or values
+        outside [0, 1]; the message gives how many values are bad.
+    """
+    prob = _as_vector(y_prob, name).astype(np.float64)
+    n_nan = int(np.isnan(prob).sum())
+    if n_nan:
+        raise ValueError(f"{name} holds {n_nan} NaN values of {len(prob)}")
+    n_outside = int(((prob < 0.0) | (prob > 1.0)).sum())
+    if n_outside:
+        raise ValueError(
+            f"{name} must be probabilities in [0, 1]; {n_outside} of {len(prob)} values are outside"
+        )
+    return prob
+
+
+def _as_scores(scores: Any, name: str = "scores") -> np.ndarray:
+    """Check ranking scores (any finite reals, not only probabilities)."""
+    values = _as_vector(scores, name).astype(np.float64)
+    n_bad = int((~np.isfinite(values)).sum())
+    if n_bad:
+        raise ValueError(f"{name} must be finite; {n_bad} of {len(values)} values are NaN or infinite")
+    return values
+
+
+def _check_threshold(threshold: float) -> float:
+    threshold = float(threshold)
+    if not 0.0 <= threshold <= 1.0:  # also rejects NaN
+        raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+    return threshold
+
+
+def _safe_divide(numerator: float, denominator: float) -> float:
+    """``numerator / denominator``, or 0.0 when the denominator is 0 (see the module docstring)."""
+    return float(numerator / denominator) if denominator else 0.0
+
+
+# ---------------------------------------------------------------------------
+# Metrics
+# ---------------------------------------------------------------------------
+
+
+def binary_accuracy(y_true: Any, y_prob: Any, threshold: float = 0.5) -> float:
+    """Fraction of samples whose thresholded probability equals the label.
+
+    Parameters
+    ----------
+    y_true : array_like, shape (N,) or (N, 1)
+        0/1 labels.
+    y_prob : array_like, shape (N,) or (N, 1)
+        Predicted probability of label 1.
+    threshold : float
+        A sample is predicted 1 when ``y_prob > threshold`` (strictly, like
+        Keras), so a probability exactly at the threshold is predicted 0.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+    """
+    labels = as_labels(y_true)
+    prob = as_probabilities(y_prob)
+    _check_same_length(labels, prob, "y_true", "y_prob")
+    predicted = (prob > _check_threshold(threshold)).astype(np.int64)
+    return float(np.mean(predicted == labels))
+
+
+def confusion_matrix(y_true: Any, y_pred: Any, labels: Sequence[int] = (0, 1)) -> np.ndarray:
+    """Count each (actual, predicted) pair of labels.
+
+    Parameters
+    ----------
+    y_true : array_like, shape (N,) or (N, 1)
+        Actual labels.
+    y_pred : array_like, shape (N,) or (N, 1)
+        Predicted labels (already thresholded, not probabilities).
+    labels : sequence of L distinct labels
+        The order of the rows and columns. Every value in ``y_true`` and
+        ``y_pred`` must be one of them.
+
+    Returns
+    -------
+    numpy.ndarray, shape (L, L), int64
+        ``matrix[i, j]`` = number of samples whose actual label is
+        ``labels[i]`` and predicted label is ``labels[j]``: rows are actual,
+        columns are predicted. The entries sum to N.
+
+    Examples
+    --------
+    >>> confusion_matrix([0, 0, 1, 1, 1], [0, 1, 1, 1, 0]).tolist()
+    [[1, 1], [1, 2]]
+    """
+    actual = _as_vector(y_true, "y_true")
+    predicted = _as_vector(y_pred, "y_pred")
+    _check_same_length(actual, predicted, "y_true", "y_pred")
+    label_values = np.asarray(labels)
+    if label_values.ndim != 1 or len(label_values) == 0:
+        raise ValueError(f"labels must be a non-empty sequence, got {labels!r}")
+    if len(np.unique(label_values)) != len(label_values):
+        raise ValueError(f"labels must be distinct, got {labels!r}")
+
+    actual_index = _label_index(actual, label_values, "y_true")
+    predicted_index = _label_index(predicted, label_values, "y_pred")
+    n_labels = len(label_values)
+    # Each (row, column) cell gets one number, row * L + column; bincount then
+    # counts all cells in one pass, and reshape lays the counts out as a grid.
+    cell = actual_index * n_labels + predicted_index
+    counts = np.bincount(cell, minlength=n_labels * n_labels)
+    return counts.reshape(n_labels, n_labels).astype(np.int64)
+
+
+def _label_index(values: np.ndarray, labels: np.ndarray, name: str) -> np.ndarray:
+    """Position of each value within ``labels``: (N,) values -> (N,) int indices."""
+    matches = values[:, None] == labels[None, :]  # (N, L): True where value == label
+    unknown = ~matches.any(axis=1)
+    if unknown.any():
+        examples = np.unique(values[unknown])[:5].tolist()
+        raise ValueError(
+            f"{int(unknown.sum())} of {len(values)} values in {name} are not in labels "
+            f"{labels.tolist()} (e.g. {examples})"
+        )
+    return matches.argmax(axis=1)
+
+
+def roc_curve(
+    y_true: Any, scores: Any, positive_label: int = 1
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Receiver operating characteristic: true vs false positive rate at every threshold.
+
+    A sample is called positive when ``score >= threshold``. Lowering the
+    threshold past each distinct score adds the samples with that score to
+    the positives; samples that share a score (ties) enter together, as one
+    diagonal step.
+
+    Parameters
+    ----------
+    y_true : array_like, shape (N,) or (N, 1)
+        0/1 labels; both classes must be present.
+    scores : array_like, shape (N,) or (N, 1)
+        Any finite numbers, larger meaning "more likely positive".
+    positive_label : {0, 1}
+        The label that counts as positive.
+
+    Returns
+    -------
+    fpr : numpy.ndarray, shape (K + 1,)
+        False positive rate (1 - specificity), from 0 up to 1.
+    tpr : numpy.ndarray, shape (K + 1,)
+        True positive rate (sensitivity), from 0 up to 1.
+    thresholds : numpy.ndarray, shape (K + 1,)
+        Decreasing: ``inf`` (nothing called positive, the point (0, 0)),
+        then the K distinct scores from highest to lowest; the last one calls
+        everything positive, the point (1, 1).
+
+    Raises
+    ------
+    ValueError
+        If only one class is present: one of the two rates would divide by zero.
+    """
+    is_positive = _positives(y_true, positive_label)
+    values = _as_scores(scores)
+    _check_same_length(is_positive, values, "y_true", "scores")
+    n_positive = int(is_positive.sum())
+    n_negative = len(is_positive) - n_positive
+    if n_positive == 0 or n_negative == 0:
+        raise ValueError(
+            "ROC needs both classes in y_true, but all "
+            f"{len(is_positive)} samples are {'negative' if n_positive == 0 else 'positive'}"
+        )
+
+    # Sort from highest to lowest score; walking down this list lowers the threshold.
+    order = np.argsort(-values, kind="stable")
+    sorted_scores = values[order]
+    true_positives = np.cumsum(is_positive[order])
+    false_positives = np.cumsum(~is_positive[order])
+
+    # Keep only the last sample of each run of equal scores, so that tied
+    # samples cross the threshold together.
+    last_of_run = np.append(sorted_scores[1:] != sorted_scores[:-1], True)
+    tpr = np.concatenate([[0.0], true_positives[last_of_run] / n_positive])
+    fpr = np.concatenate([[0.0], false_positives[last_of_run] / n_negative])
+    thresholds = np.concatenate([[np.inf], sorted_scores[last_of_run]])
+    return fpr, tpr, thresholds
+
+
+def roc_auc(y_true: Any, scores: Any, positive_label: int = 1) -> float:
+    """Area under the ROC curve.
+
+    The trapezoid area under :func:`roc_curve` equals the Mann-Whitney
+    probability that a random positive sample scores higher than a random
+    negative one, a tie counting 1/2. So 1.0 is a perfect ranking, 0.5 is
+    chance and 0.0 is a perfectly inverted one. Only the order of the scores
+    matters: any strictly increasing transform leaves the AUC unchanged.
+
+    Parameters
+    ----------
+    y_true, scores, positive_label
+        As for :func:`roc_curve`.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Raises
+    ------
+    ValueError
+        If only one class is present (the AUC is undefined);
+        :func:`classification_report` turns this case into ``None``.
+    """
+    fpr, tpr, _ = roc_curve(y_true, scores, positive_label)
+    # Trapezoid rule: each step adds width * mean height. A tie moves both
+    # rates at once, and its sloped edge is what gives ties half credit.
+    return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
+
+
+def _positives(y_true: Any, positive_label: int) -> np.ndarray:
+    """Check labels and return (N,) bool: True where the label is ``positive_label``."""
+    if positive_label not in (0, 1):
+        raise ValueError(f"positive_label must be 0 or 1, got {positive_label!r}")
+    return as_labels(y_true) == positive_label
+
+
+def classification_report(
+    y_true: Any,
+    prob_normal: Any,
+    threshold: float = 0.5,
+    positive_label: int = 0,
+    class_names: Sequence[str] = ("Pneumonia", "Normal"),
+) -> dict[str, Any]:
+    """The study's test-set numbers, with the disease (Pneumonia) as the positive class.
+
+    Parameters
+    ----------
+    y_true : array_like, shape (N,) or (N, 1)
+        0/1 labels: 0 = Pneumonia, 1 = Normal.
+    prob_normal : array_like, shape (N,) or (N, 1)
+        The model's probability of Normal (label 1).
+    threshold : float
+        Predicted Normal when ``prob_normal > threshold`` (the rule of
+        :func:`binary_accuracy`), else Pneumonia.
+    positive_label : {0, 1}
+        The class that sensitivity, specificity, precision and F1 are about;
+        0 (Pneumonia) by default. Its ROC score is ``1 - prob_normal`` for
+        label 0 and ``prob_normal`` for label 1.
+    class_names : pair of str
+        Names of label 0 and label 1, in that order.
+
+    Returns
+    -------
+    dict
+        Plain Python numbers, so ``json.dumps`` works:
+
+        * ``accuracy``: correct / N.
+        * ``sensitivity``: TP / (TP + FN), the recall of the positive class.
+        * ``specificity``: TN / (TN + FP).
+        * ``precision``: TP / (TP + FP).
+        * ``f1``: 2 * precision * sensitivity / (precision + sensitivity).
+        * ``roc_auc``: float, or ``None`` when only one class is present.
+        * ``confusion_matrix``: ``{"labels": [name of 0, name of 1], "rows": "actual",
+          "columns": "predicted", "matrix": [[int, int], [int, int]]}``.
+        * ``n_test``: N. ``threshold``: the threshold used.
+          ``positive_class``: the name of the positive class.
+
+        A ratio with a zero denominator is 0.0.
+    """
+    labels = as_labels(y_true)
+    prob = as_probabilities(prob_normal, "prob_normal")
+    _check_same_length(labels, prob, "y_true", "prob_normal")
+    threshold = _check_threshold(threshold)
+    if positive_label not in (0, 1):
+        raise ValueError(f"positive_label must be 0 or 1, got {positive_label!r}")
+    if len(class_names) != 2:
+        raise ValueError(f"class_names must name labels 0 and 1, got {list(class_names)}")
+
+    predicted = (prob > threshold).astype(np.int64)  # 1 = Normal
+    matrix = confusion_matrix(labels, predicted, labels=(0, 1))
+    positive, negative = positive_label, 1 - positive_label
+    tp, fn = matrix[positive, positive], matrix[positive, negative]
+    fp, tn = matrix[negative, positive], matrix[negative, negative]
+
+    precision = _safe_divide(tp, tp + fp)
+    sensitivity = _safe_divide(tp, tp + fn)
+    scores = prob if positive_label == 1 else 1.0 - prob
+    both_classes = 0 < labels.sum() < len(labels)
+
+    return {
+        "accuracy": _safe_divide(np.trace(matrix), matrix.sum()),
+        "sensitivity": sensitivity,
+        "specificity": _safe_divide(tn, tn + fp),
+        "precision": precision,
+        "f1": _safe_divide(2 * precision * sensitivity, precision + sensitivity),
+        "roc_auc": roc_auc(labels, scores, positive_label) if both_classes else None,
+        "confusion_matrix": {
+            "labels": [str(name) for name in class_names],
+            "rows": "actual",
+            "columns": "predicted",
+            "matrix": matrix.tolist(),  # tolist gives plain ints, which json accepts
+        },
+        "n_test": int(len(labels)),
+        "threshold": threshold,
+        "positive_class": str(class_names[positive_label]),
+    }

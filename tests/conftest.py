@@ -1,0 +1,69 @@
+"""Shared fixtures: the array backend(s) to test and the folder of real X-ray test data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from minicnn import backend
+
+# Our fixtures (backend choice, float64) set process-wide state that is meant to hold for
+# every example a test draws, so hypothesis's warning about function-scoped fixtures does
+# not apply. Gradient checks are slow per example, so no per-example deadline either.
+settings.register_profile("minicnn", suppress_health_check=[HealthCheck.function_scoped_fixture], deadline=None)
+settings.load_profile("minicnn")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "xray-mini"
+
+
+def _cupy_usable() -> bool:
+    try:
+        backend._import_cupy()
+    except backend.BackendError:
+        return False
+    return True
+
+
+BACKEND_PARAMS = [
+    "numpy",
+    pytest.param(
+        "cupy",
+        marks=[
+            pytest.mark.gpu,
+            pytest.mark.skipif(not _cupy_usable(), reason="CuPy with a CUDA device is not available"),
+        ],
+    ),
+]
+
+
+@pytest.fixture(params=BACKEND_PARAMS)
+def backend_name(request):
+    """Run the test once per available backend; restores the previous backend afterwards."""
+    previous = backend.backend_name()
+    backend.set_backend(request.param)
+    yield request.param
+    backend.set_backend(previous)
+
+
+@pytest.fixture
+def float64():
+    """Make new parameters float64 for the duration of a test (gradient checks need it)."""
+    previous = backend.default_dtype()
+    backend.set_default_dtype("float64")
+    yield
+    backend.set_default_dtype(previous)
+
+
+@pytest.fixture(scope="session")
+def xray_mini_dir() -> Path:
+    """The small real X-ray fixture: $MINICNN_TEST_DATA, else ../shared/data/xray-mini."""
+    path = Path(os.environ.get("MINICNN_TEST_DATA", DEFAULT_DATA_DIR))
+    if not path.is_dir():
+        pytest.fail(
+            f"X-ray test data not found at {path}; set MINICNN_TEST_DATA to the xray-mini folder"
+        )
+    return path

@@ -1,0 +1,175 @@
+"""Conv2D: equals the textbook formula, has the Keras output shape, and its gradients are exact."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from minicnn import backend
+from minicnn.gradcheck import check_layer
+from minicnn.layers import Conv2D, conv
+from reference_layers import conv2d_reference
+
+conv_cases = st.fixed_dictionaries({
+    "batch": st.integers(1, 3),
+    "height": st.integers(1, 8),
+    "width": st.integers(1, 8),
+    "channels": st.integers(1, 3),
+    "filters": st.integers(1, 4),
+    "kernel": st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    "strides": st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    "padding": st.sampled_from(["valid", "same"]),
+    "seed": st.integers(0, 2**16),
+})
+
+
+def fits(case) -> bool:
+    """'valid' needs the kernel to fit inside the image; 'same' always has an output."""
+    return case["padding"] == "same" or (case["kernel"][0] <= case["height"] and case["kernel"][1] <= case["width"])
+
+
+def build_conv(case):
+    layer = Conv2D(case["filters"], case["kernel"], strides=case["strides"], padding=case["padding"])
+    layer.build((case["height"], case["width"], case["channels"]), np.random.default_rng(case["seed"]))
+    # Non-zero biases, so that a bias bug cannot hide behind Keras's zero initialisation.
+    layer.params["bias"][...] = backend.to_device(np.random.default_rng(case["seed"] + 1).normal(size=case["filters"]))
+    return layer
+
+
+def random_input(case):
+    rng = np.random.default_rng(case["seed"] + 2)
+    return rng.normal(size=(case["batch"], case["height"], case["width"], case["channels"]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=conv_cases.filter(fits))
+def test_forward_equals_nested_loop_reference(case, float64, backend_name):
+    layer = build_conv(case)
+    x = random_input(case)
+    expected = conv2d_reference(x, backend.to_numpy(layer.params["kernel"]), backend.to_numpy(layer.params["bias"]),
+                                case["strides"], case["padding"])
+    actual = backend.to_numpy(layer.forward(backend.to_device(x)))
+    np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-12)
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=conv_cases.filter(fits), activation=st.sampled_from([None, "sigmoid"]))
+def test_gradients_match_central_differences(case, activation, float64, backend_name):
+    layer = Conv2D(case["filters"], case["kernel"], strides=case["strides"], padding=case["padding"],
+                   activation=activation)
+    layer.build((case["height"], case["width"], case["channels"]), np.random.default_rng(case["seed"]))
+    layer.params["bias"][...] = backend.to_device(np.random.default_rng(case["seed"]).normal(size=case["filters"]))
+    report = check_layer(layer, backend.to_device(random_input(case)))
+    assert report.passed(1e-6), str(report)
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=conv_cases.filter(fits))
+def test_relu_activation_gradients_away_from_zero(case, float64):
+    """ReLU has no derivative at 0: only cases whose pre-activations all stay 1e-3 away from it count."""
+    linear = build_conv(case)
+    x = backend.to_device(random_input(case))
+    assume(float(np.abs(backend.to_numpy(linear.forward(x))).min()) > 1e-3)
+    relu = Conv2D(case["filters"], case["kernel"], strides=case["strides"], padding=case["padding"], activation="relu")
+    relu.build((case["height"], case["width"], case["channels"]))
+    for name in ("kernel", "bias"):
+        relu.params[name][...] = linear.params[name]
+    report = check_layer(relu, x)
+    assert report.passed(1e-6), str(report)
+
+
+@given(size=st.integers(1, 400), kernel=st.integers(1, 7), stride=st.integers(1, 5))
+def test_output_shape_follows_keras_formula(size, kernel, stride):
+    same = Conv2D(1, kernel, strides=stride, padding="same").compute_output_shape((size, size, 1))
+    assert same == (math.ceil(size / stride),) * 2 + (1,)
+    if kernel <= size:
+        valid = Conv2D(1, kernel, strides=stride).compute_output_shape((size, size, 1))
+        assert valid == (math.floor((size - kernel) / stride) + 1,) * 2 + (1,)
+
+
+@pytest.mark.parametrize("batch", [1, 5, 7])
+def test_chunked_batch_equals_one_chunk(batch, float64, monkeypatch):
+    """A tiny workspace forces chunks of 2 images (not dividing 5 or 7): results must not change."""
+    case = dict(height=9, width=8, channels=3, filters=4, kernel=(3, 3), strides=(2, 1), padding="same", seed=3)
+    x = backend.to_device(np.random.default_rng(0).normal(size=(batch, 9, 8, 3)))
+    dy = backend.to_device(np.random.default_rng(1).normal(size=(batch, 5, 8, 4)))
+    whole = build_conv(case)
+    y_whole, dx_whole = whole.forward(x), whole.backward(dy)
+    chunked = build_conv(case)
+    monkeypatch.setattr(conv, "WORKSPACE_BYTES", 2 * chunked.cols_bytes_per_image())
+    assert chunked.chunk_size(batch) == min(2, batch)
+    y_chunked, dx_chunked = chunked.forward(x), chunked.backward(dy)
+    np.testing.assert_allclose(backend.to_numpy(y_chunked), backend.to_numpy(y_whole), rtol=1e-12)
+    np.testing.assert_allclose(backend.to_numpy(dx_chunked), backend.to_numpy(dx_whole), rtol=1e-12)
+    for name in ("kernel", "bias"):
+        np.testing.assert_allclose(backend.to_numpy(chunked.grads[name]), backend.to_numpy(whole.grads[name]),
+                                   rtol=1e-12)
+
+
+def test_workspace_is_reused_between_steps(float64):
+    layer = build_conv(dict(height=6, width=6, channels=2, filters=3, kernel=(3, 3), strides=(1, 1),
+                            padding="valid", seed=0))
+    x = backend.to_device(np.ones((4, 6, 6, 2)))
+    layer.forward(x)
+    buffer = layer._workspace
+    layer.backward(layer.forward(x))
+    assert layer._workspace is buffer
+
+
+def test_study_layer_workspace_stays_bounded():
+    """conv2 of the study at batch 32 would need 0.8 GB of im2col; the chunked layer needs at most 64 MiB."""
+    layer = Conv2D(64, 3)
+    layer.build((149, 149, 32))
+    assert 32 * layer.cols_bytes_per_image() > 700 * 2**20
+    assert layer.workspace_bytes(32) <= conv.WORKSPACE_BYTES
+
+
+def test_first_layer_skips_input_gradient(float64):
+    layer = build_conv(dict(height=5, width=5, channels=1, filters=2, kernel=(3, 3), strides=(1, 1),
+                            padding="valid", seed=0))
+    layer.compute_input_gradient = False
+    y = layer.forward(backend.to_device(np.ones((2, 5, 5, 1))))
+    assert layer.backward(y) is None
+    assert layer.grads["kernel"].shape == (3, 3, 1, 2)
+
+
+def test_kernel_larger_than_input_is_a_clear_error():
+    layer = Conv2D(8, 5, name="conv_big")
+    with pytest.raises(ValueError, match=r"conv_big \(Conv2D\).*kernel \(5, 5\) is larger than its input 4x4"):
+        layer.build((4, 4, 1))
+
+
+def test_wrong_input_shape_and_dtype_name_the_layer():
+    layer = Conv2D(2, 3, name="c1")
+    layer.build((8, 8, 1))
+    with pytest.raises(ValueError, match=r"c1 \(Conv2D\): expected input of shape \(None, 8, 8, 1\), got \(2, 8, 8, 3\)"):
+        layer.forward(backend.to_device(np.zeros((2, 8, 8, 3), np.float32)))
+    with pytest.raises(TypeError, match="expected input dtype float32, got float64"):
+        layer.forward(backend.to_device(np.zeros((2, 8, 8, 1))))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"padding": "full"}, "unknown padding 'full'"),
+    ({"activation": "tanh"}, "unknown activation 'tanh'"),
+    ({"kernel_size": 0}, "kernel_size must be a positive int"),
+    ({"strides": (1, 2, 3)}, "strides must be a positive int or a pair"),
+    ({"kernel_initializer": "ones"}, "unknown initializer 'ones'"),
+])
+def test_bad_arguments_are_rejected(kwargs, message):
+    arguments = {"filters": 4, "kernel_size": 3, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        Conv2D(**arguments)
+
+
+def test_float32_stays_float32():
+    layer = Conv2D(4, 3, activation="relu")
+    layer.build((7, 7, 2))
+    x = backend.to_device(np.random.default_rng(0).normal(size=(3, 7, 7, 2)).astype(np.float32))
+    y = layer.forward(x)
+    dx = layer.backward(y)
+    assert y.dtype == np.float32 and dx.dtype == np.float32
+    assert layer.grads["kernel"].dtype == np.float32 and layer.grads["bias"].dtype == np.float32
