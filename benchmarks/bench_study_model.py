@@ -38,7 +38,6 @@ import importlib.util
 import json
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,11 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+try:
+    import resource  # Unix only: peak memory and the CPU time of child processes
+except ImportError:  # Windows: those two columns stay empty
+    resource = None
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,6 +74,10 @@ THREAD_ENV_VARS = (
 # What a child prints in front of its one line of JSON, so the parent can find it
 # among whatever else the framework writes to stdout.
 RESULT_MARKER = "BENCH_RESULT_JSON: "
+
+# Other programs using more CPUs than this (on average) while a framework runs trigger a
+# warning: its timings are then not comparable with a quiet run.
+BUSY_MACHINE_CPUS = 0.25
 
 LEARNING_RATE = 1e-4
 DROPOUT_RATE = 0.5
@@ -124,8 +132,10 @@ def time_calls(fn: Callable[[], Any], warmup: int, steps: int, sync: Callable[[]
     return timings
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far, in bytes."""
+def peak_rss_bytes() -> int | None:
+    """Peak resident memory of this process so far, in bytes (None where unknown)."""
+    if resource is None:
+        return None
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Linux reports kibibytes, macOS reports bytes.
     return peak if sys.platform == "darwin" else peak * 1024
@@ -464,6 +474,26 @@ def run_child(args: argparse.Namespace) -> None:
     print(RESULT_MARKER + json.dumps(result), flush=True)
 
 
+def busy_cpu_seconds() -> float | None:
+    """CPU seconds spent by *all* processes since boot (Linux ``/proc/stat``); None elsewhere."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    # user nice system idle iowait irq softirq steal ...: everything but idle and iowait is busy.
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    return busy / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """CPU seconds used so far by the child processes this script has waited for."""
+    if resource is None:
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def child_environment(threads: int) -> dict[str, str]:
     """A copy of this environment with every thread-count variable set to ``threads``."""
     env = dict(os.environ)
@@ -489,6 +519,8 @@ def benchmark_in_subprocess(framework: str, args: argparse.Namespace) -> dict:
         command.append("--no-breakdown")
     print(f"running {framework} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
+    # To notice other programs competing for the CPU: all busy CPU time minus our child's.
+    busy_before, children_before = busy_cpu_seconds(), children_cpu_seconds()
     try:
         completed = subprocess.run(
             command,
@@ -500,10 +532,16 @@ def benchmark_in_subprocess(framework: str, args: argparse.Namespace) -> dict:
     except subprocess.TimeoutExpired:
         return {"framework": framework, "status": "timeout", "detail": f"over {args.timeout} s"}
     elapsed = time.perf_counter() - started
+    busy_after, children_after = busy_cpu_seconds(), children_cpu_seconds()
+    other_load = None
+    if busy_before is not None and busy_after is not None:
+        other_cpu = (busy_after - busy_before) - (children_after - children_before)
+        other_load = max(0.0, other_cpu / elapsed)  # average number of CPUs busy with other work
     for line in reversed(completed.stdout.splitlines()):
         if line.startswith(RESULT_MARKER):
             result = json.loads(line[len(RESULT_MARKER):])
             result["wall_s"] = elapsed
+            result["other_cpu_load"] = other_load
             if result["status"] == "error" or args.verbose:
                 sys.stderr.write(completed.stderr[-4000:])
             return result
@@ -568,7 +606,7 @@ def comparison_table(results: list[dict]) -> str:
                 f"{r['train_s']:.3f}",
                 f"{r['forward_s']:.3f}",
                 f"{r['train_images_per_s']:.1f}",
-                f"{r['peak_rss_bytes'] / 1e9:.2f}",
+                f"{r['peak_rss_bytes'] / 1e9:.2f}" if r.get("peak_rss_bytes") else "-",
                 train_ratio,
                 forward_ratio,
             ]
@@ -650,6 +688,12 @@ def print_report(results: list[dict], machine: dict, args: argparse.Namespace) -
             )
             extra = f"; GPU: {r['device']}" if "device" in r else ""
             print(f"  {r['framework']}: {r['version']}; BLAS: {blas or 'unknown'}{extra}")
+            other = r.get("other_cpu_load")
+            if other is not None and other > BUSY_MACHINE_CPUS:
+                print(
+                    f"    WARNING: other programs kept {other:.2f} CPUs busy on average during this run; "
+                    "its timings are slower than on a quiet machine"
+                )
         else:
             print(f"  {r['framework']}: {r['status']} ({r.get('detail', '')})")
 

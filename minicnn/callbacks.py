@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ class Callback:
     def on_train_begin(self, logs: dict[str, float] | None = None) -> None: ...
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None: ...
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, float]) -> None: ...
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None: ...
 
@@ -48,13 +51,15 @@ class History(Callback):
 class Monitor:
     """Tracks the best value of one log entry ('min' for losses, 'max' for accuracies)."""
 
-    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0) -> None:
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0, best: float | None = None) -> None:
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
         if mode not in ("min", "max"):
             raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
         self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
-        self.best = math.inf if mode == "min" else -math.inf
+        if best is None:
+            best = math.inf if mode == "min" else -math.inf
+        self.best = best
 
     def value(self, logs: dict[str, float]) -> float:
         if self.monitor not in logs:
@@ -112,15 +117,17 @@ class ModelCheckpoint(Callback):
 
     ``filepath`` may contain ``{epoch}`` (1-based) and log names, e.g.
     "ckpt-{epoch:02d}-{val_loss:.3f}.npz". With ``save_best_only`` a file is written only
-    when ``monitor`` improves, so the file always holds the best model so far.
+    when ``monitor`` improves, so the file always holds the best model so far;
+    ``initial_value_threshold`` is the best value already reached (when resuming).
     """
 
     def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", save_best_only: bool = False,
-                 save_weights_only: bool = False, mode: str = "auto") -> None:
+                 save_weights_only: bool = False, mode: str = "auto",
+                 initial_value_threshold: float | None = None) -> None:
         self.filepath = str(filepath)
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only
-        self.tracker = Monitor(monitor, mode)
+        self.tracker = Monitor(monitor, mode, best=initial_value_threshold)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         if self.save_best_only and not self.tracker.improved(logs):
@@ -159,3 +166,33 @@ class CSVLogger(Callback):
                 writer.writeheader()
             writer.writerow(row)
             file.flush()  # a crash later must not lose the rows of finished epochs
+
+
+class InterruptAtBatchEnd(Callback):
+    """Turn the first Ctrl-C into a clean stop at the end of the current batch.
+
+    Python raises KeyboardInterrupt wherever it happens to be, possibly halfway through
+    an optimiser update, leaving some parameters stepped and others not. This callback
+    only notes the request and raises at the next batch boundary, where the model,
+    the optimiser and ``model.partial_epoch`` agree, so the checkpoint saved then
+    resumes exactly. A second Ctrl-C interrupts at once, as usual.
+    """
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        self.requested = False
+        self.previous_handler = signal.signal(signal.SIGINT, self.request)
+
+    def request(self, signum: int, frame: object) -> None:
+        self.requested = True
+        signal.signal(signal.SIGINT, self.previous_handler)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, float]) -> None:
+        if self.requested:
+            self.restore_handler()
+            raise KeyboardInterrupt
+
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        self.restore_handler()
+
+    def restore_handler(self) -> None:
+        signal.signal(signal.SIGINT, self.previous_handler)

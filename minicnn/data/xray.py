@@ -59,6 +59,7 @@ REQUIRED_COLUMNS = ("X_ray_image_name", "Label", "Dataset_type")
 # missing values when a CSV lacks them, since the labels do not depend on them.
 CATEGORY_COLUMNS = ("Label_1_Virus_category", "Label_2_Virus_category")
 KERMANY_FOLDERS = {"NORMAL": "Normal", "PNEUMONIA": "Pneumonia"}
+FRAME_COLUMNS = ("file", "path", "label_name", "label", *CATEGORY_COLUMNS, "split")
 
 # CSV spellings (lower-cased) -> label name; "pnemonia" is the CoronaHack typo.
 _LABEL_NAMES = {"normal": "Normal", "pnemonia": "Pneumonia", "pneumonia": "Pneumonia"}
@@ -216,28 +217,29 @@ def _read_coronahack_csv(csv_path: Path, split_folder: Path, split: str) -> pd.D
 
 
 def _list_kermany_folders(split_folder: Path, split: str) -> pd.DataFrame:
-    files, label_names = [], []
+    rows = []
     for class_folder, label_name in KERMANY_FOLDERS.items():
         folder = split_folder / class_folder
-        if folder.is_dir():
-            names = sorted(entry.name for entry in folder.iterdir() if _is_visible_file(entry))
-            files += [f"{class_folder}/{name}" for name in names]
-            label_names += [label_name] * len(names)
-    frame = pd.DataFrame(
-        {
-            "file": files,
-            "path": [str(split_folder / name) for name in files],
-            "label_name": label_names,
-        }
-    )
-    frame["label"] = _label_numbers(frame["label_name"])
-    lower_names = frame["file"].str.lower()
-    category = np.where(lower_names.str.contains("bacteria"), "bacteria", None)
-    category = np.where(lower_names.str.contains("virus"), "Virus", category)
-    frame["Label_1_Virus_category"] = category
-    frame["Label_2_Virus_category"] = None
-    frame["split"] = split
+        if not folder.is_dir():
+            continue
+        for name in sorted(entry.name for entry in folder.iterdir() if _is_visible_file(entry)):
+            file = f"{class_folder}/{name}"
+            category = _category_from_file_name(name)
+            label = _LABEL_NUMBERS[label_name]
+            rows.append((file, str(split_folder / file), label_name, label, category, None, split))
+    frame = pd.DataFrame(rows, columns=FRAME_COLUMNS)
+    frame["label"] = frame["label"].astype(np.int8)
     return frame
+
+
+def _category_from_file_name(name: str) -> str | None:
+    # Kermany names pneumonia files like person1_bacteria_1.jpeg or person7_virus_13.jpeg.
+    lower_name = name.lower()
+    if "bacteria" in lower_name:
+        return "bacteria"
+    if "virus" in lower_name:
+        return "Virus"
+    return None
 
 
 def _label_numbers(label_names: pd.Series) -> np.ndarray:
@@ -531,13 +533,8 @@ def _note_files_not_listed(
     listed = set(frame["file"])
     for entry in sorted(os.scandir(split_folder), key=lambda entry: entry.name):
         if _is_visible_file(entry) and entry.name not in listed:
-            problems.append(
-                (
-                    "not listed",
-                    f"{entry.name}: in {split_folder.name}/ but not listed in the CSV "
-                    f"for this split; ignored",
-                )
-            )
+            line = f"{entry.name}: in {split_folder.name}/ but not in the CSV for it; ignored"
+            problems.append(("not listed", line))
 
 
 def _decode_or_load_cache(
@@ -551,7 +548,11 @@ def _decode_or_load_cache(
     progress: bool,
     log: Callable,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Returns images (K, S, S, 1) uint8, a (len(frame),) bool mask of decoded rows, problem lines."""
+    """Get the images of ``frame``'s files from the cache, or decode (and cache) them.
+
+    Returns images (K, S, S, 1) uint8, a (len(frame),) bool mask of the rows
+    that decoded, and one problem line per file that did not.
+    """
     cache_stem = None
     if cache_dir is not False:
         folder = _default_cache_dir() if cache_dir in (None, True) else Path(cache_dir)
@@ -588,7 +589,7 @@ def _summary(split: str, kept: int, problems: list[tuple[str, str]]) -> str:
     if skipped:
         line += " (" + ", ".join(f"{count} {kind}" for kind, count in counts.items()) + ")"
     if not_listed:
-        line += f"; {not_listed} files not in the CSV ignored"
+        line += f"; {not_listed} file{'s' if not_listed != 1 else ''} not in the CSV ignored"
     return line
 
 

@@ -1,0 +1,120 @@
+"""Saving, loading, checkpoints and resuming: bit-exact, atomic, and loud about bad files."""
+
+from __future__ import annotations
+
+import csv
+import os
+
+import numpy as np
+import pytest
+
+import minicnn as mc
+from minicnn import io, layers
+from minicnn.callbacks import CSVLogger, ModelCheckpoint
+from test_model import small_model, toy_data
+
+
+def test_save_and_load_model_round_trip_bit_exactly(tmp_path):
+    x, y = toy_data(32)
+    model = small_model()
+    model.fit(x, y, epochs=2, verbose=0)
+    path = model.save(tmp_path / "model.npz")
+    loaded = mc.load_model(path)
+    assert loaded.get_config() == model.get_config()
+    for name, value in model.get_weights().items():
+        np.testing.assert_array_equal(loaded.get_weights()[name], value)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.completed_epochs == 2 and loaded.optimizer.iterations == model.optimizer.iterations
+    with np.load(path, allow_pickle=False) as archive:  # nothing in the file needs pickle
+        assert "config" in archive.files
+
+
+def test_save_weights_and_load_weights(tmp_path):
+    source, target = small_model(seed=1), small_model(seed=2)
+    source.save_weights(tmp_path / "w.npz")
+    target.load_weights(tmp_path / "w.npz")
+    for name, value in source.get_weights().items():
+        np.testing.assert_array_equal(target.get_weights()[name], value)
+
+
+def test_resume_equals_an_uninterrupted_run(tmp_path):
+    """3 epochs, or 1 epoch + save + load + 2 more: the same weights, bit for bit (dropout included)."""
+    x, y = toy_data(96)
+    uninterrupted = small_model(seed=5)
+    uninterrupted.fit(x, y, batch_size=16, epochs=3, verbose=0)
+
+    first = small_model(seed=5)
+    first.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    first.save(tmp_path / "checkpoint.npz")
+    resumed = mc.load_model(tmp_path / "checkpoint.npz")
+    history = resumed.fit(x, y, batch_size=16, epochs=3, initial_epoch=resumed.completed_epochs, verbose=0)
+
+    for name, value in uninterrupted.get_weights().items():
+        np.testing.assert_array_equal(resumed.get_weights()[name], value)
+    assert history.history["loss"] == uninterrupted.history.history["loss"]
+
+
+def test_weights_of_another_shape_are_refused_with_names(tmp_path):
+    small_model().save_weights(tmp_path / "w.npz")
+    wider = mc.Sequential([layers.Conv2D(6, 3, activation="relu", input_shape=(8, 8, 1)), layers.MaxPool2D(2),
+                           layers.Flatten(), layers.Dropout(0.25), layers.Dense(8, activation="relu"),
+                           layers.Dense(1, activation="sigmoid")])
+    with pytest.raises(io.ModelFileError, match=r"'conv2d/kernel' has shape \(3, 3, 1, 4\) but the model expects \(3, 3, 1, 6\)"):
+        wider.load_weights(tmp_path / "w.npz")
+    other = mc.Sequential([layers.Dense(1, input_shape=(4,))])
+    with pytest.raises(io.ModelFileError, match=r"missing nothing, unexpected \['conv2d/bias', 'conv2d/kernel', 'dense_1/bias'"):
+        other.load_weights(tmp_path / "w.npz")
+
+
+def test_corrupt_foreign_and_missing_files_are_named(tmp_path):
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 definitely not a zip")
+    with pytest.raises(io.ModelFileError, match="corrupt.npz is not a readable .npz"):
+        mc.load_model(corrupt)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, weights=np.zeros(3))
+    with pytest.raises(io.ModelFileError, match="foreign.npz is not a minicnn model file"):
+        mc.load_model(foreign)
+    with pytest.raises(io.ModelFileError, match="model file not found"):
+        mc.load_model(tmp_path / "nothing.npz")
+
+
+def test_truncated_checkpoint_is_refused(tmp_path):
+    path = small_model().save(tmp_path / "m.npz")
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(io.ModelFileError, match="m.npz"):
+        mc.load_model(path)
+
+
+def test_a_failed_write_leaves_the_previous_checkpoint_intact(tmp_path, monkeypatch):
+    model = small_model()
+    path = model.save(tmp_path / "ckpt.npz")
+    before = path.read_bytes()
+
+    def crash(*args, **kwargs):
+        raise KeyboardInterrupt  # e.g. Ctrl-C in the middle of writing
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["ckpt.npz"]  # no temporary file left behind
+
+
+def test_model_checkpoint_best_only_and_csv_logger(tmp_path):
+    x, y = toy_data(64)
+    model = small_model()
+    checkpoint = ModelCheckpoint(tmp_path / "best.npz", monitor="val_loss", save_best_only=True)
+    every = ModelCheckpoint(tmp_path / "epoch-{epoch:02d}.npz", monitor="val_loss")
+    logger = CSVLogger(tmp_path / "log.csv")
+    history = model.fit(x, y, epochs=3, validation_split=0.25, verbose=0, callbacks=[checkpoint, every, logger])
+    assert sorted(p.name for p in tmp_path.glob("epoch-*.npz")) == ["epoch-01.npz", "epoch-02.npz", "epoch-03.npz"]
+    best_epoch = int(np.argmin(history.history["val_loss"]))
+    best = mc.load_model(tmp_path / "best.npz")
+    assert best.completed_epochs == best_epoch + 1
+    with open(tmp_path / "log.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(rows[0])
+    assert float(rows[2]["val_loss"]) == pytest.approx(history.history["val_loss"][2])
