@@ -95,6 +95,17 @@ def test_values_stay_within_the_input_range(images, seed):
     assert images.min() <= augmented.min() and augmented.max() <= images.max()
 
 
+def test_each_image_is_warped_as_if_it_were_alone():
+    # 300 x 300 batches are warped a few images at a time; that must not show.
+    images = np.random.default_rng(0).integers(0, 256, (5, 300, 300, 1), dtype=np.uint8)
+    matrices = ImageAugmenter(rotation_range=30).random_matrices(5, 300, 300,
+                                                                 np.random.default_rng(0))
+    together = warp_affine(images, matrices)
+    for index in range(5):
+        alone = warp_affine(images[index : index + 1], matrices[index : index + 1])
+        np.testing.assert_array_equal(together[index : index + 1], alone)
+
+
 def test_a_pure_shift_moves_a_pattern_by_whole_pixels():
     images = np.zeros((1, 12, 12, 1), np.uint8)
     images[0, 4:6, 5:8, 0] = [[10, 20, 30], [40, 50, 60]]

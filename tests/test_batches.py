@@ -14,7 +14,7 @@ from minicnn.data.batches import Batches
 
 
 def numbered(count: int) -> tuple[np.ndarray, np.ndarray]:
-    """x[i] holds the number i (as a tiny image), y[i] = i: batches show which samples they hold."""
+    """x[i] holds the number i as a tiny image and y[i] = i, so batches show their samples."""
     x = np.arange(count, dtype=np.int64).reshape(count, 1, 1, 1)
     return x, np.arange(count)
 
@@ -166,3 +166,17 @@ def test_bad_arguments_are_refused_with_the_numbers():
         Batches(x, y, seed=-1)
     with pytest.raises(ValueError, match="epoch"):
         Batches(x, y).epoch(-1)
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_starting_mid_epoch_yields_the_remaining_batches_unchanged(prefetch):
+    """A run resumed after batch 2 sees exactly batches 2, 3, ... of the uninterrupted epoch."""
+    x = np.arange(50, dtype=np.float32).reshape(50, 1)
+    y = np.arange(50) % 2
+    batches = Batches(x, y, batch_size=8, seed=4, transform=lambda b, rng: b + rng.random(), prefetch=prefetch)
+    whole = list(batches.epoch(3))
+    rest = list(batches.epoch(3, start=2))
+    assert len(rest) == len(whole) - 2
+    for (xa, ya), (xb, yb) in zip(whole[2:], rest):
+        np.testing.assert_array_equal(xa, xb)
+        np.testing.assert_array_equal(ya, yb)

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import csv
 import os
+import signal
 
 import numpy as np
 import pytest
 
 import minicnn as mc
 from minicnn import io, layers
-from minicnn.callbacks import CSVLogger, ModelCheckpoint
+from minicnn.callbacks import Callback, CSVLogger, InterruptAtBatchEnd, ModelCheckpoint
 from test_model import small_model, toy_data
 
 
@@ -118,3 +119,53 @@ def test_model_checkpoint_best_only_and_csv_logger(tmp_path):
     assert [int(row["epoch"]) for row in rows] == [1, 2, 3]
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "seconds"} <= set(rows[0])
     assert float(rows[2]["val_loss"]) == pytest.approx(history.history["val_loss"][2])
+
+
+class InterruptAt(Callback):
+    """Simulates Ctrl-C right after batch ``batch`` of epoch ``epoch`` (both 0-based)."""
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs):
+        if (self.current_epoch, batch) == (self.epoch, self.batch):
+            raise KeyboardInterrupt
+
+
+def test_interrupted_mid_epoch_resumes_exactly(tmp_path):
+    """Stopped after batch 3 of epoch 2, saved, loaded, resumed: same weights and history as one run."""
+    x, y = toy_data(96)
+    uninterrupted = small_model(seed=5)
+    uninterrupted.fit(x, y, batch_size=16, epochs=3, verbose=0)
+
+    run = small_model(seed=5)
+    with pytest.raises(KeyboardInterrupt):
+        run.fit(x, y, batch_size=16, epochs=3, verbose=0, callbacks=[InterruptAt(epoch=1, batch=2)])
+    run.save(tmp_path / "checkpoint.npz")
+    resumed = mc.load_model(tmp_path / "checkpoint.npz")
+    assert resumed.completed_epochs == 1 and resumed.partial_epoch["batches"] == 3
+    history = resumed.fit(x, y, batch_size=16, epochs=3, initial_epoch=resumed.completed_epochs, verbose=0)
+
+    for name, value in uninterrupted.get_weights().items():
+        np.testing.assert_array_equal(resumed.get_weights()[name], value)
+    assert history.history["loss"] == uninterrupted.history.history["loss"]
+
+
+def test_ctrl_c_stops_at_the_end_of_the_batch(tmp_path):
+    """A real SIGINT during batch 1 is held until that batch is complete, then raised."""
+
+    class SendCtrlC(Callback):
+        def on_train_batch_end(self, batch, logs):
+            if batch == 1:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    x, y = toy_data(64)
+    model = small_model()
+    previous = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[SendCtrlC(), InterruptAtBatchEnd()])
+    assert model.partial_epoch == {**model.partial_epoch, "epoch": 0, "batches": 2}
+    assert signal.getsignal(signal.SIGINT) is previous  # the usual Ctrl-C handling is back

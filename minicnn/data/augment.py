@@ -16,7 +16,7 @@ Example
 >>> augment = ImageAugmenter(rotation_range=10, zoom_range=0.1)
 >>> rng = np.random.default_rng(0)
 >>> batch = np.zeros((32, 300, 300, 1), np.uint8)
->>> rescale(augment(batch, rng)).shape     # augmenting uint8 is the faster order
+>>> rescale(augment(batch, rng)).shape
 (32, 300, 300, 1)
 """
 
@@ -114,8 +114,7 @@ class ImageAugmenter:
         Returns
         -------
         (N, H, W, C) float32, on the same value scale as ``images`` (0..255
-        stays 0..255). For [0, 1], call :func:`rescale` afterwards: augmenting
-        uint8 is faster than augmenting float32, since fewer bytes are gathered.
+        stays 0..255). For [0, 1], call :func:`rescale` before or after.
         """
         count, height, width, _ = images.shape
         matrices = self.random_matrices(count, height, width, rng)
@@ -210,7 +209,7 @@ def warp_affine(
     # chunks of about 2**18 pixels (two 300 x 300 images): the dozen temporary
     # arrays of a chunk then stay in the CPU cache and are reused by the
     # memory allocator. Measured on 32 x 300 x 300: 2-3 times faster than one
-    # pass over the whole batch, which streams ~300 MB through main memory.
+    # pass over the whole batch, whose temporaries add up to ~300 MB.
     images_per_chunk = max(1, _PIXELS_PER_CHUNK // (height * width))
     for start in range(0, count, images_per_chunk):
         chunk = slice(start, start + images_per_chunk)
@@ -234,8 +233,7 @@ def _warp_chunk(images: np.ndarray, matrices: np.ndarray, fill_mode: str) -> np.
     np.clip(source_columns, 0, width - 1, out=source_columns)
 
     # Split every position into its top-left neighbour and the fraction past
-    # it (0 <= weight < 1). Done in place: at 32 x 300 x 300 each fresh array
-    # costs as much as the arithmetic on it.
+    # it (0 <= weight < 1). Done in place, to make fewer temporary arrays.
     top, left = np.floor(source_rows), np.floor(source_columns)
     row_weights = np.subtract(source_rows, top, out=source_rows)[..., None]
     column_weights = np.subtract(source_columns, left, out=source_columns)[..., None]
@@ -252,9 +250,9 @@ def _warp_chunk(images: np.ndarray, matrices: np.ndarray, fill_mode: str) -> np.
     # arithmetic. A position on the last row or column has weight 0 towards
     # its lower/right neighbour, which then lies in the next row, next image
     # or the zero padding, and contributes nothing. The table keeps the input
-    # dtype: gathering uint8 moves a quarter of the bytes of float32 and makes
-    # the whole warp about twice as fast. Indices are in range by
-    # construction; mode="clip" only skips NumPy's slower bounds checking.
+    # dtype, as gathering uint8 moves a quarter of the bytes of float32.
+    # Indices are in range by construction; mode="clip" only skips NumPy's
+    # slower bounds checking.
     pixel_count = count * height * width
     pixels = np.zeros((pixel_count + width + 1, channels), dtype=images.dtype)
     pixels[:pixel_count] = images.reshape(pixel_count, channels)

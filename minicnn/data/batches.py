@@ -108,17 +108,21 @@ class Batches:
             return np.arange(self.num_samples)
         return np.random.default_rng([self.seed, int(epoch)]).permutation(self.num_samples)
 
-    def epoch(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def epoch(self, epoch: int, start: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Yield the (x_batch, y_batch) pairs of one epoch, as NumPy arrays.
+
+        ``start`` skips the first batches (a run resumed mid-epoch); the rest are
+        exactly the batches an uninterrupted epoch would have yielded.
 
         With prefetching, leaving the loop early (``break``, an exception) stops
         the background thread as soon as the iterator is closed or dropped,
         which a ``for`` loop does by itself.
         """
         order = self.order(epoch)
+        indices = range(start, len(self))
         if self.prefetch:
-            return self._prefetched_batches(order, int(epoch))
-        return (self._batch(order, int(epoch), index) for index in range(len(self)))
+            return self._prefetched_batches(order, int(epoch), indices)
+        return (self._batch(order, int(epoch), index) for index in indices)
 
     def _batch(self, order: np.ndarray, epoch: int, index: int) -> tuple[np.ndarray, np.ndarray]:
         chosen = order[index * self.batch_size : (index + 1) * self.batch_size]
@@ -128,14 +132,14 @@ class Batches:
         return x_batch, y_batch
 
     def _prefetched_batches(
-        self, order: np.ndarray, epoch: int
+        self, order: np.ndarray, epoch: int, indices: range
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         # One slot: the thread prepares batch k+1 while the caller uses batch k,
         # and never runs further ahead (which would only cost memory).
         messages: queue.Queue = queue.Queue(maxsize=1)
         stop = threading.Event()
         worker = threading.Thread(
-            target=self._produce, args=(order, epoch, messages, stop), daemon=True
+            target=self._produce, args=(order, epoch, indices, messages, stop), daemon=True
         )
         worker.start()
         try:
@@ -154,11 +158,11 @@ class Batches:
             worker.join()
 
     def _produce(
-        self, order: np.ndarray, epoch: int, messages: queue.Queue, stop: threading.Event
+        self, order: np.ndarray, epoch: int, indices: range, messages: queue.Queue, stop: threading.Event
     ) -> None:
         """Body of the background thread: make each batch and hand it over."""
         try:
-            for index in range(len(self)):
+            for index in indices:
                 if stop.is_set():
                     return
                 batch = self._batch(order, epoch, index)

@@ -441,7 +441,10 @@ def load_split(
         missing. Handy for quick runs; note that both orders group the classes.
     cache_dir : path, None or False
         Where decoded arrays are kept: None means ``$MINICNN_CACHE``, else
-        ``~/.cache/minicnn``; False disables the cache.
+        ``~/.cache/minicnn``; False disables the cache. An entry is found by a
+        hash of the layout, split, image size, limit and every image's name,
+        size and modification time, so any change to the data is noticed. A
+        damaged entry is logged and rebuilt.
     progress : bool
         Show a progress bar while decoding.
     log : callable
