@@ -42,8 +42,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -146,9 +147,19 @@ def blas_info() -> list[dict[str, Any]]:
     try:
         from threadpoolctl import threadpool_info
     except ImportError:
-        return []
+        return _numpy_build_blas()
     keys = ("internal_api", "version", "num_threads", "architecture", "threading_layer")
     return [{key: info.get(key) for key in keys} for info in threadpool_info()]
+
+
+def _numpy_build_blas() -> list[dict[str, Any]]:
+    """Without threadpoolctl: the BLAS NumPy was built against (thread count unknown)."""
+    try:
+        config = np.show_config(mode="dicts")  # NumPy >= 1.26
+        blas = config["Build Dependencies"]["blas"]
+    except Exception:  # older NumPy or an unexpected layout: better no answer than a crash
+        return []
+    return [{"internal_api": blas.get("name"), "version": blas.get("version"), "num_threads": "?"}]
 
 
 # --------------------------------------------------------------------------- minicnn
@@ -237,28 +248,28 @@ def minicnn_layer_breakdown(model: Any, x_dev: Any, y_dev: Any, warmup: int, ste
     optimizer = getattr(model, "optimizer", None)
     can_update = hasattr(optimizer, "step") and hasattr(model, "parameters")
 
-    def timed(fn: Callable[[], Any], into: list[float], record: bool) -> Any:
+    def timed(into: list[float], record: bool, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Return ``fn(*args, **kwargs)``; append its duration to ``into`` when ``record`` is true."""
         sync()
         start = time.perf_counter()
-        value = fn()
+        value = fn(*args, **kwargs)
         sync()
         if record:
             into.append(time.perf_counter() - start)
         return value
 
     for repetition in range(warmup + steps):
-        record = repetition >= warmup
+        record = repetition >= warmup  # the first `warmup` repetitions are not timed
         activation = x_dev
         for index, layer in enumerate(layer_list):
-            activation = timed(lambda: layer.forward(activation, training=True), forward_times[index], record)
+            activation = timed(forward_times[index], record, layer.forward, activation, training=True)
         y_col = y_dev.reshape(activation.shape).astype(activation.dtype)
-        gradient, last_backward, note = timed(lambda: _start_backward(model, activation, y_col), loss_times, record)
-        gradient = timed(lambda: last_backward(gradient), backward_times[-1], record)
+        gradient, last_backward, note = timed(loss_times, record, _start_backward, model, activation, y_col)
+        gradient = timed(backward_times[-1], record, last_backward, gradient)
         for index in reversed(range(len(layer_list) - 1)):
-            layer = layer_list[index]
-            gradient = timed(lambda: layer.backward(gradient), backward_times[index], record)
+            gradient = timed(backward_times[index], record, layer_list[index].backward, gradient)
         if can_update:
-            timed(lambda: optimizer.step(model.parameters()), update_times, record)
+            timed(update_times, record, optimizer.step, model.parameters())
 
     rows = [
         {
@@ -273,8 +284,8 @@ def minicnn_layer_breakdown(model: Any, x_dev: Any, y_dev: Any, warmup: int, ste
     rows.append({"layer": "loss (BCE + its gradient)", "forward_s": statistics.median(loss_times), "backward_s": None})
     if can_update:
         name = type(optimizer).__name__
-        rows.append({"layer": f"optimizer update ({name})", "forward_s": None, "backward_s": None,
-                     "other_s": statistics.median(update_times)})  # fmt: skip
+        update_s = statistics.median(update_times)
+        rows.append({"layer": f"optimizer update ({name})", "forward_s": None, "backward_s": None, "other_s": update_s})
     return {"rows": rows, "upstream_gradient": note}
 
 
@@ -326,7 +337,8 @@ def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
     if backend_name == "cupy":
         import cupy
 
-        result["gpu_peak_bytes"] = int(cupy.get_default_memory_pool().total_bytes())
+        # CuPy keeps freed blocks in its pool, so its size at the end is close to the peak.
+        result["gpu_pool_bytes"] = int(cupy.get_default_memory_pool().total_bytes())
         result["device"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
     return result
 
@@ -400,8 +412,8 @@ def run_keras(args: argparse.Namespace) -> dict:
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     os.environ["CUDA_VISIBLE_DEVICES"] = "-1"  # this row is the CPU reference, even on a GPU machine
     try:
-        import tensorflow as tf
         import keras
+        import tensorflow as tf
     except ImportError as error:
         return {"status": "not installed", "detail": str(error)}
 
@@ -539,7 +551,7 @@ def benchmark_in_subprocess(framework: str, args: argparse.Namespace) -> dict:
         other_load = max(0.0, other_cpu / elapsed)  # average number of CPUs busy with other work
     for line in reversed(completed.stdout.splitlines()):
         if line.startswith(RESULT_MARKER):
-            result = json.loads(line[len(RESULT_MARKER):])
+            result = json.loads(line[len(RESULT_MARKER) :])
             result["wall_s"] = elapsed
             result["other_cpu_load"] = other_load
             if result["status"] == "error" or args.verbose:
@@ -571,7 +583,7 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(headers[i]), *(len(row[i]) for row in rows)) for i in range(len(headers))]
 
     def line(cells: list[str]) -> str:
-        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths)) + " |"
+        return "| " + " | ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True)) + " |"
 
     separator = "|" + "|".join("-" * (width + 2) for width in widths) + "|"
     return "\n".join([line(headers), separator, *(line(row) for row in rows)])
@@ -700,7 +712,8 @@ def print_report(results: list[dict], machine: dict, args: argparse.Namespace) -
     for r in results:
         if r["status"] == "ok" and "breakdown" in r:
             print(f"\nPer-layer breakdown of {r['framework']}: forward(training=True) of every layer, the loss,")
-            print(f"backward in reverse order, the update; median of {args.steps} repetitions after {args.warmup} warm-up;")
+            print(f"backward in reverse order, the update; median of {args.steps} repetitions", end="")
+            print(f" after {args.warmup} warm-up;")
             print(f"upstream gradient: {r['breakdown']['upstream_gradient']}.\n")
             print(breakdown_table(r["breakdown"]))
 

@@ -429,7 +429,8 @@ class Sequential:
         for x_batch, _ in tqdm(source.epoch(0), total=len(source), disable=verbose != 1,
                                leave=False, file=sys.stderr, desc="predict"):
             x_batch, _ = self.prepare_batch(x_batch)
-            outputs.append(backend.to_numpy(self.forward(x_batch, training=False)))
+            # .copy(): on NumPy, to_numpy returns the layer's own buffer, reused by the next batch
+            outputs.append(backend.to_numpy(self.forward(x_batch, training=False)).copy())
         return numpy.concatenate(outputs, axis=0)
 
     # ---- weights, config, files ---------------------------------------------------------

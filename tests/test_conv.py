@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from minicnn import backend
 from minicnn.gradcheck import check_layer
-from minicnn.layers import Conv2D, conv
+from minicnn.layers import Conv2D, MaxPool2D, conv
 from reference_layers import conv2d_reference
 
 conv_cases = st.fixed_dictionaries({
@@ -110,14 +111,37 @@ def test_chunked_batch_equals_one_chunk(batch, float64, monkeypatch):
                                    rtol=1e-12)
 
 
-def test_workspace_is_reused_between_steps(float64):
+def test_buffers_are_reused_between_training_steps(float64):
     layer = build_conv(dict(height=6, width=6, channels=2, filters=3, kernel=(3, 3), strides=(1, 1),
                             padding="valid", seed=0))
     x = backend.to_device(np.ones((4, 6, 6, 2)))
-    layer.forward(x)
-    buffer = layer._workspace
-    layer.backward(layer.forward(x))
-    assert layer._workspace is buffer
+    first = layer.forward(x, training=True)
+    buffers = dict(layer._buffers)
+    layer.backward(layer.forward(x, training=True).copy())
+    assert all(layer._buffers[name] is buffer for name, buffer in buffers.items())
+    again = layer.forward(x, training=False)
+    assert backend.array_module().shares_memory(again, first)  # the same memory: valid until the next forward
+
+
+@pytest.mark.parametrize("layer_kind", ["conv", "pool"])
+def test_a_smaller_batch_after_a_larger_one_uses_a_view_and_stays_correct(layer_kind, float64):
+    """The last batch of an epoch is smaller: the kept buffers must serve it without stale values."""
+    if layer_kind == "conv":
+        layer = build_conv(dict(height=7, width=7, channels=2, filters=3, kernel=(3, 3), strides=(2, 2),
+                                padding="same", seed=0))
+    else:
+        layer = MaxPool2D(2)
+        layer.build((7, 7, 2))
+    rng = np.random.default_rng(0)
+    big = backend.to_device(rng.normal(size=(5, 7, 7, 2)))
+    small = backend.to_device(rng.normal(size=(1, 7, 7, 2)))
+    layer.backward(layer.forward(big, training=True).copy())
+    y = layer.forward(small, training=True).copy()
+    dx = backend.to_numpy(layer.backward(backend.to_device(np.ones(y.shape)))).copy()
+    fresh = copy.deepcopy(layer)
+    fresh._buffers = {}
+    np.testing.assert_array_equal(backend.to_numpy(y), backend.to_numpy(fresh.forward(small, training=True)))
+    np.testing.assert_array_equal(dx, backend.to_numpy(fresh.backward(backend.to_device(np.ones(y.shape)))))
 
 
 def test_study_layer_workspace_stays_bounded():

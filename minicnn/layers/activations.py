@@ -45,6 +45,15 @@ class ReLU(Layer):
     def backward(self, dy: Any) -> Any:
         return dy * (self.y > 0)
 
+    def backward_in_place(self, dy: Any) -> Any:
+        """The same as backward, but overwrites ``dy`` (Conv2D/Dense use it on a gradient nobody else keeps).
+
+        At batch 32 the study's first layer has a 363 MB gradient: a fresh array for dL/dx
+        every step costs more (page faults, zeroing) than the multiplication itself.
+        """
+        backend.array_module().multiply(dy, self.y > 0, out=dy)
+        return dy
+
 
 def sigmoid(x: Any) -> Any:
     """1 / (1 + exp(-x)) without overflow: only exp(-|x|) <= 1 is ever computed."""

@@ -10,6 +10,10 @@ A layer is a function y = f(x; params) that can also run backwards:
 
 Parameters are plain arrays in the dict ``self.params``; optimisers update them in
 place, so ``layer.params["kernel"][...] = w`` changes the layer too.
+
+Large layers return arrays they keep and reuse (see :meth:`Layer.buffer`): the result
+of ``forward`` is valid until the same layer's next ``forward``, and that of
+``backward`` until its next ``backward``. Copy a result to keep it longer.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ class Layer:
         # The first layer of a model never needs dL/dx (nobody consumes it), and for a
         # convolution over a 300x300 image skipping it saves a large col2im.
         self.compute_input_gradient = True
+        self._buffers: dict[str, Any] = {}
 
     # ---- construction -------------------------------------------------------------
     def build(self, input_shape: Shape, rng: numpy.random.Generator | None = None) -> Shape:
@@ -75,6 +80,23 @@ class Layer:
 
     def set_state(self, state: dict[str, int]) -> None:
         """Restore what :meth:`get_state` returned."""
+
+    # ---- buffers reused from step to step ---------------------------------------------
+    def buffer(self, name: str, shape: Shape, dtype: Any) -> Any:
+        """An uninitialised array of ``shape`` that this layer keeps and hands out again next step.
+
+        Why: the study's first layers produce arrays of hundreds of MB per batch. A fresh
+        array costs a page fault per page the first time it is written, every step, and
+        that costs as much as the arithmetic. The buffer is grown only when a larger batch
+        arrives; a smaller batch (the last one of an epoch) gets a view of its first rows.
+        Only use it for arrays that are dead by the time the same layer runs again.
+        """
+        xp = backend.array_module()
+        kept = self._buffers.get(name)
+        if kept is None or kept.shape[1:] != tuple(shape[1:]) or kept.shape[0] < shape[0] or kept.dtype != dtype:
+            kept = xp.empty(shape, dtype=dtype)
+            self._buffers[name] = kept
+        return kept[: shape[0]]
 
     # ---- memory report ------------------------------------------------------------
     def workspace_bytes(self, batch_size: int) -> int:

@@ -81,7 +81,6 @@ class Conv2D(Layer):
         self.bias_initializer = initializers.get(bias_initializer)
         self.kernel_initializer_name = kernel_initializer
         self.bias_initializer_name = bias_initializer
-        self._workspace = None
 
     # ---- shapes ------------------------------------------------------------------
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -129,17 +128,9 @@ class Conv2D(Layer):
         return self.chunk_size(batch_size) * self.cols_bytes_per_image()
 
     def cols_buffer(self, images: int) -> Any:
-        """The reusable im2col buffer, (images, OH, OW, KH, KW, C); grown only when a larger chunk appears.
-
-        Fresh gigabyte-scale arrays cost a page fault per 4 KiB page on every step;
-        keeping one buffer per layer pays that once.
-        """
-        xp = backend.array_module()
+        """The im2col buffer (images, OH, OW, KH, KW, C), one for all chunks of all steps."""
         out_h, out_w, _ = self.output_shape
-        shape = (images, out_h, out_w, *self.kernel_size, self.input_shape[2])
-        if self._workspace is None or self._workspace.shape[0] < images or self._workspace.dtype != self.dtype:
-            self._workspace = xp.empty(shape, dtype=self.dtype)
-        return self._workspace[:images]
+        return self.buffer("cols", (images, out_h, out_w, *self.kernel_size, self.input_shape[2]), self.dtype)
 
     def pad(self, x: Any) -> Any:
         """Zero-pad x (N, H, W, C) for "same" padding; "valid" returns x itself (no copy)."""
@@ -158,7 +149,9 @@ class Conv2D(Layer):
         out_h, out_w, filters = self.output_shape
         kernel_matrix = self.params["kernel"].reshape(-1, filters)  # (KH*KW*C, F)
         x_padded = self.pad(x)
-        z = xp.empty((batch, out_h, out_w, filters), dtype=self.dtype)
+        # The output is a kept buffer: it is read by the next layer (and by backward) and is
+        # dead by the time this layer runs again. So: valid until this layer's next forward.
+        z = self.buffer("output", (batch, out_h, out_w, filters), self.dtype)
         chunk = self.chunk_size(batch)
         for start in range(0, batch, chunk):
             stop = min(start + chunk, batch)
@@ -172,7 +165,13 @@ class Conv2D(Layer):
         return self.activation.forward(z, training)
 
     def backward(self, dy: Any) -> Any:
-        """dy (N, OH, OW, F) -> dx (N, H, W, C); fills grads["kernel"] and grads["bias"]."""
+        """dy (N, OH, OW, F) -> dx (N, H, W, C); fills grads["kernel"] and grads["bias"].
+
+        With activation="relu", ``dy`` is overwritten (it becomes dL/dz); pass a copy to keep it.
+        """
+        if isinstance(self.activation, activations.ReLU):
+            # dy is the fresh output of the next layer's backward: reuse its memory for dz
+            return self.backward_before_activation(self.activation.backward_in_place(dy))
         return self.backward_before_activation(self.activation.backward(dy))
 
     def backward_before_activation(self, dz: Any) -> Any:
@@ -182,7 +181,10 @@ class Conv2D(Layer):
         filters = self.filters
         kernel_matrix = self.params["kernel"].reshape(-1, filters)  # (KH*KW*C, F)
         dkernel = xp.zeros_like(kernel_matrix)
-        dx_padded = xp.zeros_like(self.x_padded) if self.compute_input_gradient else None
+        dx_padded = None
+        if self.compute_input_gradient:
+            dx_padded = self.buffer("input_gradient", self.x_padded.shape, self.dtype)
+            dx_padded[...] = 0  # col2im adds into it
         chunk = self.chunk_size(batch)
         for start in range(0, batch, chunk):
             stop = min(start + chunk, batch)

@@ -75,7 +75,13 @@ class Dense(Layer):
         return self.activation.forward(z, training)
 
     def backward(self, dy: Any) -> Any:
-        """dy (N, O) -> dx (N, I); fills grads["kernel"] and grads["bias"]."""
+        """dy (N, O) -> dx (N, I); fills grads["kernel"] and grads["bias"].
+
+        With activation="relu", ``dy`` is overwritten (it becomes dL/dz); pass a copy to keep it.
+        """
+        if isinstance(self.activation, activations.ReLU):
+            # dy is the fresh output of the next layer's backward: reuse its memory for dz
+            return self.backward_before_activation(self.activation.backward_in_place(dy))
         return self.backward_before_activation(self.activation.backward(dy))
 
     def backward_before_activation(self, dz: Any) -> Any:

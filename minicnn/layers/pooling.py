@@ -72,25 +72,37 @@ class MaxPool2D(Layer):
         self.check_input(x)
         xp = backend.array_module()
         offsets = self.window_offsets()
-        y = x[self.window_slice(*offsets[0])].copy()
-        # winner[n, oh, ow, c] = index (into offsets) of the element that holds the max
-        winner = xp.zeros(y.shape, dtype=xp.uint8)
-        for index, (i, j) in enumerate(offsets[1:], start=1):
-            candidate = x[self.window_slice(i, j)]
-            larger = candidate > y  # strictly larger: on a tie the earlier offset keeps the win
-            xp.maximum(y, candidate, out=y)
-            winner[larger] = index
-        self.winner = winner  # backward needs only who won, not x itself
-        self.x_shape = x.shape
+        first = x[self.window_slice(*offsets[0])]
+        # A kept buffer, like Conv2D's output: valid until this layer's next forward.
+        y = self.buffer("output", first.shape, x.dtype)
+        y[...] = first
+        for i, j in offsets[1:]:
+            xp.maximum(y, x[self.window_slice(i, j)], out=y)
+        # Backward finds each window's winner again by comparing x with y. Keeping x costs
+        # nothing extra when a ReLU before us keeps it anyway (as in the study's model).
+        self.x, self.y = x, y
         return y
 
     def backward(self, dy: Any) -> Any:
-        """dy (N, OH, OW, C) -> dx (N, H, W, C): each dy goes to its window's winner."""
+        """dy (N, OH, OW, C) -> dx (N, H, W, C): each dy goes to its window's first winner."""
         xp = backend.array_module()
-        dx = xp.zeros(self.x_shape, dtype=dy.dtype)
-        for index, (i, j) in enumerate(self.window_offsets()):
-            # += because overlapping windows (strides < pool_size) can share an element
-            dx[self.window_slice(i, j)] += dy * (self.winner == index)
+        dx = self.buffer("input_gradient", self.x.shape, dy.dtype)
+        dx[...] = 0  # elements that win no window (and dropped odd edges) get no gradient
+        # Windows tile the image without overlap when strides >= pool_size; then every x
+        # element belongs to at most one window and we can write dx directly.
+        overlapping = self.strides[0] < self.pool_size[0] or self.strides[1] < self.pool_size[1]
+        taken = self.buffer("taken", self.y.shape, bool)  # windows whose winner was already found
+        taken[...] = False
+        winner = self.buffer("winner", self.y.shape, bool)
+        for i, j in self.window_offsets():
+            window = self.window_slice(i, j)
+            xp.equal(self.x[window], self.y, out=winner)
+            xp.greater(winner, taken, out=winner)  # winner and not taken: on a tie only the first offset wins
+            taken |= winner
+            if overlapping:
+                dx[window] += dy * winner  # overlapping windows may share an element: add
+            else:
+                xp.multiply(dy, winner, out=dx[window])
         return dx
 
     def get_config(self) -> dict[str, Any]:
