@@ -56,3 +56,17 @@ def maxpool_reference(x, pool_size=(2, 2), strides=(2, 2)):
                         x[b, oh * sh + i, ow * sw + j, ch] for i in range(ph) for j in range(pw)
                     )
     return y
+
+
+def im2col_reference(x, kernel_size, strides):
+    """cols[n, oh, ow, i, j, c] = x[n, oh*sh + i, ow*sw + j, c], one output pixel at a time."""
+    n, h, w, c = x.shape
+    kh, kw = kernel_size
+    sh, sw = strides
+    out_h, out_w = (h - kh) // sh + 1, (w - kw) // sw + 1
+    cols = np.zeros((n, out_h, out_w, kh, kw, c), dtype=x.dtype)
+    for b in range(n):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                cols[b, oh, ow] = x[b, oh * sh : oh * sh + kh, ow * sw : ow * sw + kw, :]
+    return cols

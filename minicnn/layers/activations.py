@@ -13,7 +13,22 @@ from minicnn import backend
 from minicnn.layers.base import Layer
 
 
-class Linear(Layer):
+class Activation(Layer):
+    """A parameter-free elementwise layer.
+
+    Conv2D and Dense call the ``*_in_place`` forms on arrays they own, so an activation
+    that can work in place (ReLU) saves a full copy of a possibly huge array; the
+    others simply fall back to the ordinary forward and backward.
+    """
+
+    def forward_in_place(self, x: Any) -> Any:
+        return self.forward(x)
+
+    def backward_in_place(self, dy: Any) -> Any:
+        return self.backward(dy)
+
+
+class Linear(Activation):
     """y = x: what ``activation=None`` means."""
 
     def forward(self, x: Any, training: bool = False) -> Any:
@@ -23,7 +38,7 @@ class Linear(Layer):
         return dy
 
 
-class ReLU(Layer):
+class ReLU(Activation):
     """y = max(x, 0);  dL/dx = dL/dy * [x > 0].
 
     Shapes: x (N, ...) -> y (N, ...), unchanged.
@@ -62,7 +77,7 @@ def sigmoid(x: Any) -> Any:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
-class Sigmoid(Layer):
+class Sigmoid(Activation):
     """y = 1 / (1 + exp(-x));  dL/dx = dL/dy * y * (1 - y).
 
     exp(-x) overflows for x < -88 in float32, so we only ever exponentiate
@@ -77,7 +92,7 @@ class Sigmoid(Layer):
         return dy * self.y * (1 - self.y)
 
 
-ACTIVATIONS: dict[str | None, type[Layer]] = {
+ACTIVATIONS: dict[str | None, type[Activation]] = {
     None: Linear,
     "linear": Linear,
     "relu": ReLU,
@@ -85,7 +100,7 @@ ACTIVATIONS: dict[str | None, type[Layer]] = {
 }
 
 
-def get(name: str | None) -> Layer:
+def get(name: str | None) -> Activation:
     """A new activation object for ``name`` ("relu", "sigmoid", "linear" or None)."""
     if name not in ACTIVATIONS:
         known = ", ".join(repr(key) for key in ACTIVATIONS if key is not None)

@@ -70,19 +70,15 @@ class Dense(Layer):
         z = x @ self.params["kernel"]
         z += self.params["bias"]
         self.x = x  # dL/dkernel = x.T @ dz needs the input
-        if isinstance(self.activation, activations.ReLU):
-            return self.activation.forward_in_place(z)  # z is our own fresh array: no copy needed
-        return self.activation.forward(z, training)
+        return self.activation.forward_in_place(z)  # z is our own array: ReLU needs no copy
 
     def backward(self, dy: Any) -> Any:
         """dy (N, O) -> dx (N, I); fills grads["kernel"] and grads["bias"].
 
         With activation="relu", ``dy`` is overwritten (it becomes dL/dz); pass a copy to keep it.
         """
-        if isinstance(self.activation, activations.ReLU):
-            # dy is the fresh output of the next layer's backward: reuse its memory for dz
-            return self.backward_before_activation(self.activation.backward_in_place(dy))
-        return self.backward_before_activation(self.activation.backward(dy))
+        # dy is the next layer's backward output, used by no one else: ReLU reuses it for dz
+        return self.backward_before_activation(self.activation.backward_in_place(dy))
 
     def backward_before_activation(self, dz: Any) -> Any:
         """Backward from dz = dL/dz at the pre-activation output z = x @ kernel + bias."""
