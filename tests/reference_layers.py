@@ -70,3 +70,15 @@ def im2col_reference(x, kernel_size, strides):
             for ow in range(out_w):
                 cols[b, oh, ow] = x[b, oh * sh : oh * sh + kh, ow * sw : ow * sw + kw, :]
     return cols
+
+
+def col2im_reference(cols, x_shape, strides):
+    """dx[n, oh*sh + i, ow*sw + j, c] += cols[n, oh, ow, i, j, c], one window element at a time."""
+    n, out_h, out_w, kh, kw, c = cols.shape
+    sh, sw = strides
+    dx = np.zeros(x_shape, dtype=cols.dtype)
+    for b in range(n):
+        for oh in range(out_h):
+            for ow in range(out_w):
+                dx[b, oh * sh : oh * sh + kh, ow * sw : ow * sw + kw, :] += cols[b, oh, ow]
+    return dx

@@ -9,7 +9,7 @@ to (KH*KW*C, F), the whole layer is ``y = cols @ kernel + bias``. The backward p
 is the same product differentiated:
 
     dL/dkernel = cols.T @ dz          dL/dbias = sum of dz over N, OH, OW
-    dL/dcols   = dz @ kernel.T        dL/dx    = col2im(dL/dcols)
+    dL/dcols   = dz @ kernel.T        dL/dx    = col2im(dL/dcols)   (both in col2im_matmul)
 
 Memory: cols is KH*KW times larger than x. For the study's second layer at batch
 32 that is 0.8 GB, so we process the batch in chunks whose cols fit in a fixed
@@ -23,7 +23,7 @@ from typing import Any
 import numpy
 
 from minicnn import backend, initializers
-from minicnn.im2col import col2im, im2col, output_size, padding_amounts
+from minicnn.im2col import col2im_matmul, im2col, output_size, padding_amounts
 from minicnn.layers import activations
 from minicnn.layers.base import Layer, Shape
 
@@ -188,9 +188,9 @@ class Conv2D(Layer):
             dz_matrix = dz[start:stop].reshape(-1, filters)  # (n*OH*OW, F)
             dkernel += cols.reshape(-1, kernel_matrix.shape[0]).T @ dz_matrix  # dL/dW = cols.T @ dz
             if dx_padded is not None:
-                # dL/dcols = dz @ W.T, written over cols (no longer needed), then folded back by col2im
-                xp.matmul(dz_matrix, kernel_matrix.T, out=cols.reshape(dz_matrix.shape[0], -1))
-                col2im(cols, dx_padded[start:stop].shape, self.strides, out=dx_padded[start:stop])
+                # dL/dx = col2im(dz @ W.T), computed kernel offset by kernel offset
+                col2im_matmul(dz[start:stop], self.params["kernel"], dx_padded[start:stop].shape, self.strides,
+                              out=dx_padded[start:stop])
         self.grads["kernel"] = dkernel.reshape(self.params["kernel"].shape)
         self.grads["bias"] = dz.sum(axis=(0, 1, 2))  # dL/db = sum of dz over every output pixel
         if dx_padded is None:
