@@ -116,9 +116,13 @@ def test_buffers_are_reused_between_training_steps(float64):
                             padding="valid", seed=0))
     x = backend.to_device(np.ones((4, 6, 6, 2)))
     first = layer.forward(x, training=True)
+    workspace = layer.cols_buffer(4)
     buffers = dict(layer._buffers)
     layer.backward(layer.forward(x, training=True).copy())
     assert all(layer._buffers[name] is buffer for name, buffer in buffers.items())
+    other = Conv2D(2, 2)
+    other.build((5, 5, 3))
+    assert np.shares_memory(other.cols_buffer(1), workspace)  # one im2col workspace for all Conv2D layers
     again = layer.forward(x, training=False)
     assert backend.array_module().shares_memory(again, first)  # the same memory: valid until the next forward
 

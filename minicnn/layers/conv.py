@@ -18,6 +18,7 @@ workspace, and reuse that one buffer for every chunk, step after step.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy
@@ -30,6 +31,20 @@ from minicnn.layers.base import Layer, Shape
 # Upper bound on the im2col buffer of one layer. Larger chunks barely speed up the
 # GEMM, while a multi-gigabyte temporary would dominate the memory of a step.
 WORKSPACE_BYTES = 64 * 2**20
+
+# One im2col buffer shared by every Conv2D: layers run one at a time and cols is dead as
+# soon as a chunk's products are done, so four layers need one workspace, not four.
+_shared_workspace: dict[tuple[str, str], Any] = {}
+
+
+def shared_workspace(size: int, dtype: str) -> Any:
+    """A flat array of at least ``size`` elements, the same one on every call (grown when needed)."""
+    key = (backend.backend_name(), dtype)
+    buffer = _shared_workspace.get(key)
+    if buffer is None or buffer.size < size:
+        buffer = backend.array_module().empty(size, dtype=dtype)
+        _shared_workspace[key] = buffer
+    return buffer[:size]
 
 
 def as_pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
@@ -128,9 +143,10 @@ class Conv2D(Layer):
         return self.chunk_size(batch_size) * self.cols_bytes_per_image()
 
     def cols_buffer(self, images: int) -> Any:
-        """The im2col buffer (images, OH, OW, KH, KW, C), one for all chunks of all steps."""
+        """The im2col buffer (images, OH, OW, KH, KW, C), shared by all chunks, steps and Conv2D layers."""
         out_h, out_w, _ = self.output_shape
-        return self.buffer("cols", (images, out_h, out_w, *self.kernel_size, self.input_shape[2]), self.dtype)
+        shape = (images, out_h, out_w, *self.kernel_size, self.input_shape[2])
+        return shared_workspace(math.prod(shape), self.dtype).reshape(shape)
 
     def pad(self, x: Any) -> Any:
         """Zero-pad x (N, H, W, C) for "same" padding; "valid" returns x itself (no copy)."""
