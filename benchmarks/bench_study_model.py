@@ -175,27 +175,13 @@ def _minicnn_sync_function(backend_name: str) -> Callable[[], None]:
 
 
 def build_minicnn_model(image_size: int) -> Any:
-    """The study's model in minicnn, compiled with Adam(1e-4) and binary cross-entropy."""
-    import minicnn as mc
-    from minicnn import layers, losses, optimizers
+    """The study's model as examples/train_xray.py builds it, compiled with Adam(1e-4) and BCE."""
+    from minicnn import losses, optimizers
 
-    model = mc.Sequential(
-        [
-            layers.Conv2D(32, 3, activation="relu", input_shape=(image_size, image_size, 1)),
-            layers.MaxPool2D(2),
-            layers.Conv2D(64, 3, activation="relu"),
-            layers.MaxPool2D(2),
-            layers.Conv2D(128, 3, activation="relu"),
-            layers.MaxPool2D(2),
-            layers.Conv2D(128, 3, activation="relu"),
-            layers.MaxPool2D(2),
-            layers.Flatten(),
-            layers.Dropout(DROPOUT_RATE),
-            layers.Dense(512, activation="relu"),
-            layers.Dense(1, activation="sigmoid"),
-        ],
-        seed=0,
-    )
+    sys.path.insert(0, str(REPO_ROOT / "examples"))
+    from train_xray import build_study_model
+
+    model = build_study_model(image_size, seed=0)
     model.compile(
         optimizer=optimizers.Adam(learning_rate=LEARNING_RATE),
         loss=losses.BinaryCrossentropy(),

@@ -180,7 +180,9 @@ class Sequential:
         itemsize = numpy.dtype(self.dtype).itemsize
         parameters = self.count_params() * itemsize
         outputs = sum(batch_size * math.prod(layer.output_shape) * itemsize for layer in self.layers)
-        largest_output = max(batch_size * math.prod(layer.output_shape) * itemsize for layer in self.layers)
+        # Every layer but the first returns dL/dx, the size of its input; the large layers keep
+        # that array as a buffer from step to step, so all of them count, not just the largest.
+        input_gradients = sum(batch_size * math.prod(layer.input_shape) * itemsize for layer in self.layers[1:])
         input_bytes = batch_size * math.prod(self.input_shape) * itemsize
         estimate = {
             "weights": parameters,
@@ -188,8 +190,8 @@ class Sequential:
             "optimizer state (Adam: 2 per weight)": 2 * parameters,
             "input batch": input_bytes,
             "layer outputs kept for backward": outputs,
-            "backward: two gradients of the largest output": 2 * largest_output,
-            "largest layer workspace": max(layer.workspace_bytes(batch_size) for layer in self.layers),
+            "input gradients (dL/dx of every layer)": input_gradients,
+            "im2col workspace (shared by all Conv2D)": max(layer.workspace_bytes(batch_size) for layer in self.layers),
         }
         estimate["total"] = sum(estimate.values())
         return estimate
