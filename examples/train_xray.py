@@ -136,8 +136,11 @@ def evaluate_on_test(model: mc.Sequential, test, args: argparse.Namespace) -> di
     (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
     matrix = np.array(report["confusion_matrix"]["matrix"])
     plot_confusion_matrix(matrix, report["confusion_matrix"]["labels"], args.out / "confusion_matrix.png")
-    plot_roc((test.labels == 0).astype(int), 1 - prob_normal, args.out / "roc.png",
-             title="ROC, Pneumonia as the positive class")
+    if report["roc_auc"] is None:  # a ROC curve needs both classes among the test images
+        print(f"note: the test split holds one class only; {args.out / 'roc.png'} not drawn", file=sys.stderr)
+    else:
+        plot_roc((test.labels == 0).astype(int), 1 - prob_normal, args.out / "roc.png",
+                 title="ROC, Pneumonia as the positive class")
     shown = np.random.default_rng(args.seed).permutation(len(test.labels))[:16]
     plot_prediction_grid(test.images[shown], test.labels[shown], prob_normal[shown], args.out / "predictions.png",
                          threshold=args.threshold)
@@ -208,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     plot_history(model.history.history, args.out / "curves.png")
     report = evaluate_on_test(model, test, args)
     print(f"test: accuracy {report['accuracy']:.4f}, sensitivity {report['sensitivity']:.4f}, "
-          f"specificity {report['specificity']:.4f}, ROC AUC {report['roc_auc']} (n={report['n_test']}); "
+          f"specificity {report['specificity']:.4f}, ROC AUC "
+          f"{'n/a' if report['roc_auc'] is None else format(report['roc_auc'], '.4f')} (n={report['n_test']}); "
           f"outputs in {args.out}")
     return 0
 

@@ -18,6 +18,7 @@ from minicnn.data.xray import (
     CLASS_NAMES,
     decode_image,
     detect_layout,
+    first_of_each_class,
     load_split,
     read_metadata,
     stratified_split,
@@ -164,10 +165,28 @@ def test_images_are_square_grayscale_uint8_in_csv_order(xray_mini_dir):
     assert data.images.std() > 10  # real pictures, not blank arrays
 
 
-def test_limit_keeps_the_first_images_of_the_split(xray_mini_dir):
-    data = load(xray_mini_dir, "test", limit=5)
-    assert data.images.shape == (5, SMALL, SMALL, 1)
-    assert list(data.frame["file"]) == list(read_metadata(xray_mini_dir, "test")["file"][:5])
+def test_limit_keeps_the_first_images_of_each_class(xray_mini_dir):
+    """The CSV lists the classes in blocks; a quick run must still see both of them."""
+    data = load(xray_mini_dir, "test", limit=6)
+    assert data.images.shape == (6, SMALL, SMALL, 1)
+    listed = read_metadata(xray_mini_dir, "test")
+    assert sorted(data.labels) == [0, 0, 0, 1, 1, 1]  # 12 + 12 images: half of each
+    for label in (0, 1):
+        expected = list(listed["file"][listed["label"] == label][:3])
+        assert list(data.frame["file"][data.frame["label"] == label]) == expected
+
+
+@given(labels=st.lists(st.sampled_from([0, 1]), min_size=1, max_size=60), fraction=st.floats(0, 1))
+def test_first_of_each_class_is_proportional_and_ordered(labels, fraction):
+    labels = np.array(labels)
+    limit = int(round(fraction * len(labels)))
+    chosen = first_of_each_class(labels, limit)
+    assert len(chosen) == limit and list(chosen) == sorted(set(chosen))
+    for label in (0, 1):
+        members = np.flatnonzero(labels == label)
+        taken = chosen[labels[chosen] == label]
+        assert list(taken) == list(members[: len(taken)])  # a prefix of the class, in order
+        assert abs(len(taken) - limit * len(members) / len(labels)) <= 1
 
 
 def test_decoding_resizes_without_keeping_the_aspect_ratio(tmp_path):

@@ -436,9 +436,11 @@ def load_split(
     image_size : int
         Side S of the square images, in pixels.
     limit : int, optional
-        Use only the first ``limit`` images of the split (CSV order, or sorted
-        path order for Kermany), counted after dropping rows whose file is
-        missing. Handy for quick runs; note that both orders group the classes.
+        Use only ``limit`` images of the split, for quick runs: the first ones
+        of each class (CSV order, or sorted path order for Kermany), in
+        proportion to the class sizes, counted after dropping rows whose file
+        is missing. Taking the first ``limit`` rows as listed would give a
+        single class, since both orders group the classes.
     cache_dir : path, None or False
         Where decoded arrays are kept: None means ``$MINICNN_CACHE``, else
         ``~/.cache/minicnn``; False disables the cache. An entry is found by a
@@ -474,7 +476,8 @@ def load_split(
         _note_files_not_listed(Path(data_dir) / split, frame, problems)
     frame, file_stats = _drop_unusable_rows(frame, problems)
     if limit is not None:
-        frame, file_stats = frame.iloc[:limit], file_stats[:limit]
+        chosen = first_of_each_class(frame["label"].to_numpy(), limit)
+        frame, file_stats = frame.iloc[chosen], [file_stats[row] for row in chosen]
 
     images, decoded, decode_problems = _decode_or_load_cache(
         frame, file_stats, layout, split, int(image_size), limit, cache_dir, progress, log
@@ -492,6 +495,22 @@ def load_split(
         frame=frame,
         problems=[line for _, line in problems],
     )
+
+
+def first_of_each_class(labels: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of ``limit`` rows: the first rows of every class, in proportion to the class sizes.
+
+    Row k of a class of size n sits at the relative position (k + 0.5) / n; taking the
+    ``limit`` smallest positions takes about limit * n / total rows from each class.
+    Returned in increasing order, so the listing order is kept.
+    """
+    rows, positions = [], []
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        rows.append(members)
+        positions.append((np.arange(len(members)) + 0.5) / len(members))
+    rows, positions = np.concatenate(rows), np.concatenate(positions)
+    return np.sort(rows[np.argsort(positions, kind="stable")[:limit]])
 
 
 def _drop_unusable_rows(
