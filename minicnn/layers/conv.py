@@ -23,10 +23,10 @@ from typing import Any
 
 import numpy
 
-from minicnn import backend, initializers
+from minicnn import backend
 from minicnn.im2col import col2im_matmul, im2col, output_size, padding_amounts
-from minicnn.layers import activations
-from minicnn.layers.base import Layer, Shape
+from minicnn.layers.base import Shape
+from minicnn.layers.kernel_layer import KernelLayer
 
 # Upper bound on the im2col buffer of one layer. Larger chunks barely speed up the
 # GEMM, while a multi-gigabyte temporary would dominate the memory of a step.
@@ -55,7 +55,7 @@ def as_pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
     return pair  # type: ignore[return-value]
 
 
-class Conv2D(Layer):
+class Conv2D(KernelLayer):
     """2-D convolution over channels-last images, with an optional fused activation.
 
     Parameters
@@ -81,7 +81,7 @@ class Conv2D(Layer):
         name: str | None = None,
         input_shape: Shape | None = None,
     ) -> None:
-        super().__init__(name=name, input_shape=input_shape)
+        super().__init__(activation, kernel_initializer, bias_initializer, name=name, input_shape=input_shape)
         if padding not in ("valid", "same"):
             raise ValueError(f"Conv2D: unknown padding {padding!r}; choose 'valid' or 'same'")
         if not isinstance(filters, int) or filters < 1:
@@ -90,12 +90,6 @@ class Conv2D(Layer):
         self.kernel_size = as_pair(kernel_size, "Conv2D kernel_size")
         self.strides = as_pair(strides, "Conv2D strides")
         self.padding = padding
-        self.activation_name = activation
-        self.activation = activations.get(activation)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_initializer_name = kernel_initializer
-        self.bias_initializer_name = bias_initializer
 
     # ---- shapes ------------------------------------------------------------------
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -115,11 +109,7 @@ class Conv2D(Layer):
 
     def build(self, input_shape: Shape, rng: numpy.random.Generator | None = None) -> Shape:
         output_shape = super().build(input_shape, rng)
-        rng = rng if rng is not None else numpy.random.default_rng(0)
-        kh, kw = self.kernel_size
-        channels = input_shape[2]
-        self.params["kernel"] = self.kernel_initializer((kh, kw, channels, self.filters), rng, self.dtype)
-        self.params["bias"] = self.bias_initializer((self.filters,), rng, self.dtype)
+        self.create_parameters((*self.kernel_size, input_shape[2], self.filters), rng)
         return output_shape
 
     def padded_shape(self) -> tuple[int, int, tuple[int, int], tuple[int, int]]:
@@ -178,16 +168,8 @@ class Conv2D(Layer):
         self.x_padded = x_padded  # backward rebuilds cols chunk by chunk from x, not from a stored copy
         return self.activation.forward_in_place(z)  # z is our own array: ReLU needs no copy
 
-    def backward(self, dy: Any) -> Any:
-        """dy (N, OH, OW, F) -> dx (N, H, W, C); fills grads["kernel"] and grads["bias"].
-
-        With activation="relu", ``dy`` is overwritten (it becomes dL/dz); pass a copy to keep it.
-        """
-        # dy is the next layer's backward output, used by no one else: ReLU reuses it for dz
-        return self.backward_before_activation(self.activation.backward_in_place(dy))
-
     def backward_before_activation(self, dz: Any) -> Any:
-        """Backward from dz = dL/dz, the gradient at the pre-activation output z."""
+        """dz (N, OH, OW, F) = dL/dz at the pre-activation output -> dx (N, H, W, C); fills grads."""
         xp = backend.array_module()
         batch = dz.shape[0]
         filters = self.filters
@@ -221,13 +203,6 @@ class Conv2D(Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            filters=self.filters,
-            kernel_size=list(self.kernel_size),
-            strides=list(self.strides),
-            padding=self.padding,
-            activation=self.activation_name,
-            kernel_initializer=self.kernel_initializer_name,
-            bias_initializer=self.bias_initializer_name,
-        )
+        config.update(filters=self.filters, kernel_size=list(self.kernel_size), strides=list(self.strides),
+                      padding=self.padding)
         return config

@@ -14,12 +14,11 @@ from typing import Any
 
 import numpy
 
-from minicnn import initializers
-from minicnn.layers import activations
 from minicnn.layers.base import Layer, Shape
+from minicnn.layers.kernel_layer import KernelLayer
 
 
-class Dense(Layer):
+class Dense(KernelLayer):
     """Fully connected layer with an optional fused activation.
 
     Parameters
@@ -38,16 +37,10 @@ class Dense(Layer):
         name: str | None = None,
         input_shape: Shape | None = None,
     ) -> None:
-        super().__init__(name=name, input_shape=input_shape)
+        super().__init__(activation, kernel_initializer, bias_initializer, name=name, input_shape=input_shape)
         if not isinstance(units, int) or units < 1:
             raise ValueError(f"Dense: units must be a positive int, got {units!r}")
         self.units = units
-        self.activation_name = activation
-        self.activation = activations.get(activation)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_initializer_name = kernel_initializer
-        self.bias_initializer_name = bias_initializer
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 1:
@@ -59,9 +52,7 @@ class Dense(Layer):
 
     def build(self, input_shape: Shape, rng: numpy.random.Generator | None = None) -> Shape:
         output_shape = super().build(input_shape, rng)
-        rng = rng if rng is not None else numpy.random.default_rng(0)
-        self.params["kernel"] = self.kernel_initializer((input_shape[0], self.units), rng, self.dtype)
-        self.params["bias"] = self.bias_initializer((self.units,), rng, self.dtype)
+        self.create_parameters((input_shape[0], self.units), rng)
         return output_shape
 
     def forward(self, x: Any, training: bool = False) -> Any:
@@ -72,16 +63,8 @@ class Dense(Layer):
         self.x = x  # dL/dkernel = x.T @ dz needs the input
         return self.activation.forward_in_place(z)  # z is our own array: ReLU needs no copy
 
-    def backward(self, dy: Any) -> Any:
-        """dy (N, O) -> dx (N, I); fills grads["kernel"] and grads["bias"].
-
-        With activation="relu", ``dy`` is overwritten (it becomes dL/dz); pass a copy to keep it.
-        """
-        # dy is the next layer's backward output, used by no one else: ReLU reuses it for dz
-        return self.backward_before_activation(self.activation.backward_in_place(dy))
-
     def backward_before_activation(self, dz: Any) -> Any:
-        """Backward from dz = dL/dz at the pre-activation output z = x @ kernel + bias."""
+        """dz (N, O) = dL/dz at the pre-activation z = x @ kernel + bias -> dx (N, I); fills grads."""
         self.grads["kernel"] = self.x.T @ dz
         self.grads["bias"] = dz.sum(axis=0)
         if not self.compute_input_gradient:
@@ -90,12 +73,7 @@ class Dense(Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(
-            units=self.units,
-            activation=self.activation_name,
-            kernel_initializer=self.kernel_initializer_name,
-            bias_initializer=self.bias_initializer_name,
-        )
+        config.update(units=self.units)
         return config
 
 
