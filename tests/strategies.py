@@ -4,13 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 from hypothesis import strategies as st
-from hypothesis.extra.numpy import arrays
-
-FINITE = st.floats(min_value=-3.0, max_value=3.0, allow_nan=False, allow_infinity=False, width=64)
-
-
-def float64_arrays(shape, elements=FINITE):
-    return arrays(np.float64, shape, elements=elements)
 
 
 @st.composite

@@ -16,11 +16,6 @@ shapes = st.lists(st.integers(1, 5), min_size=1, max_size=4).map(tuple)
 away_from_zero = st.floats(0.01, 10.0).flatmap(lambda v: st.sampled_from([v, -v]))
 
 
-def built(layer, shape):
-    layer.build(shape[1:] if len(shape) > 1 else (1,))
-    return layer
-
-
 @settings(max_examples=40)
 @given(x=arrays(np.float64, shapes, elements=away_from_zero))
 def test_relu_gradient_away_from_zero(x, float64, backend_name):

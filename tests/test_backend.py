@@ -10,7 +10,7 @@ import pytest
 import minicnn as mc
 from minicnn import backend, layers
 from strict_backend import HostArrayMixed, HostFunctionCalled, StrictArray, strict_module, use_strict_backend
-from test_model import small_model, toy_data
+from test_model import toy_data
 
 
 def test_strict_backend_catches_the_mistakes_it_is_meant_to_catch(monkeypatch):
