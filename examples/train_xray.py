@@ -160,8 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint_path = args.out / "checkpoint.npz"
 
     started = time.perf_counter()
-    train = load_split(data_dir, "train", image_size=args.image_size, limit=args.limit)
-    test = load_split(data_dir, "test", image_size=args.image_size, limit=args.limit)
+    try:
+        train = load_split(data_dir, "train", image_size=args.image_size, limit=args.limit)
+        test = load_split(data_dir, "test", image_size=args.image_size, limit=args.limit)
+    except (FileNotFoundError, ValueError) as error:  # a wrong folder or an unusable CSV
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     print(f"data ready in {time.perf_counter() - started:.1f}s: {len(train.labels)} train, {len(test.labels)} test")
     train_index, val_index = stratified_split(train.labels, args.val_split, seed=args.seed)
     train_batches = Batches(train.images[train_index], train.labels[train_index], batch_size=args.batch_size,

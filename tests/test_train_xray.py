@@ -113,3 +113,10 @@ def test_cupy_without_a_gpu_fails_at_once(monkeypatch, capsys, xray_mini_dir):
     monkeypatch.setitem(sys.modules, "cupy", None)
     assert train_xray.main(["--data", str(xray_mini_dir), "--backend", "cupy"]) == 2
     assert "pip install 'minicnn[gpu]'" in capsys.readouterr().err
+
+
+def test_a_wrong_folder_names_the_accepted_layouts(tmp_path, capsys):
+    (tmp_path / "photos").mkdir()
+    assert train_xray.main(["--data", str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    error = capsys.readouterr().err
+    assert "CoronaHack" in error and "Kermany" in error
