@@ -79,7 +79,7 @@ class Monitor:
 
 
 class EarlyStopping(Callback):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs.
+    """Stop after ``patience`` epochs in a row in which ``monitor`` did not improve (Keras's rule).
 
     With ``restore_best_weights=True`` the model ends with the weights of its best epoch.
     """
@@ -103,7 +103,7 @@ class EarlyStopping(Callback):
                 self.best_weights = self.model.get_weights()
             return
         self.wait += 1
-        if self.wait > self.patience:
+        if self.wait >= self.patience:  # as Keras: `patience` epochs in a row without improvement
             self.stopped_epoch = epoch
             self.model.stop_training = True
 

@@ -206,3 +206,16 @@ def test_float32_model_never_upcasts():
 def test_backend_to_numpy_returns_host_arrays():
     array = backend.to_device(np.arange(3))
     assert isinstance(backend.to_numpy(array), np.ndarray)
+
+
+def test_early_stopping_counts_patience_like_keras():
+    """val_loss 1.0, 0.9, 0.95, 0.97 with patience 2: epochs 3 and 4 do not improve -> stop after epoch 4."""
+    model = small_model()
+    stopper = EarlyStopping(monitor="val_loss", patience=2)
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    for epoch, value in enumerate([1.0, 0.9, 0.95, 0.97, 0.5]):
+        stopper.on_epoch_end(epoch, {"val_loss": value})
+        if model.stop_training:
+            break
+    assert stopper.stopped_epoch == 3 and stopper.best_epoch == 1
