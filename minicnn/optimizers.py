@@ -101,7 +101,7 @@ class Adam(Optimizer):
         t = self.iterations
         m = self.slot("m", name, value)
         v = self.slot("v", name, value)
-        # In place, with one temporary: for the study's 17M parameters every fresh array is 68 MB.
+        # In place, with two temporaries: for the study's 17M parameters every fresh array is 68 MB.
         m *= self.beta_1
         m += (1 - self.beta_1) * gradient  # m = beta_1*m + (1-beta_1)*g
         squared = xp.square(gradient)

@@ -33,6 +33,22 @@ def snake_case(class_name: str) -> str:
     return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", class_name).lower()
 
 
+def reuse_or_allocate(store: dict[Any, Any], key: Any, shape: Shape, dtype: Any) -> Any:
+    """``store[key]``, allocated once and grown only when needed, viewed as ``shape``.
+
+    The kept array is replaced when a batch with more rows, other trailing axes, another
+    dtype or another backend arrives; a smaller batch (the last one of an epoch) gets a
+    view of its first rows.
+    """
+    xp = backend.array_module()
+    kept = store.get(key)
+    if (kept is None or not isinstance(kept, xp.ndarray) or kept.dtype != dtype
+            or kept.shape[1:] != tuple(shape[1:]) or kept.shape[0] < shape[0]):
+        kept = xp.empty(shape, dtype=dtype)
+        store[key] = kept
+    return kept[: shape[0]]
+
+
 class Layer:
     """Base class: holds params/grads, the shapes and the name; subclasses do the math."""
 
@@ -87,16 +103,10 @@ class Layer:
 
         Why: the study's first layers produce arrays of hundreds of MB per batch. A fresh
         array costs a page fault per page the first time it is written, every step, and
-        that costs as much as the arithmetic. The buffer is grown only when a larger batch
-        arrives; a smaller batch (the last one of an epoch) gets a view of its first rows.
-        Only use it for arrays that are dead by the time the same layer runs again.
+        that costs as much as the arithmetic. Only use it for arrays that are dead by the
+        time the same layer runs again.
         """
-        xp = backend.array_module()
-        kept = self._buffers.get(name)
-        if kept is None or kept.shape[1:] != tuple(shape[1:]) or kept.shape[0] < shape[0] or kept.dtype != dtype:
-            kept = xp.empty(shape, dtype=dtype)
-            self._buffers[name] = kept
-        return kept[: shape[0]]
+        return reuse_or_allocate(self._buffers, name, shape, dtype)
 
     # ---- memory report ------------------------------------------------------------
     def workspace_bytes(self, batch_size: int) -> int:

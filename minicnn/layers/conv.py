@@ -25,7 +25,7 @@ import numpy
 
 from minicnn import backend
 from minicnn.im2col import col2im_matmul, im2col, output_size, padding_amounts
-from minicnn.layers.base import Shape
+from minicnn.layers.base import Shape, reuse_or_allocate
 from minicnn.layers.kernel_layer import KernelLayer
 
 # Upper bound on the im2col buffer of one layer. Larger chunks barely speed up the
@@ -34,17 +34,7 @@ WORKSPACE_BYTES = 64 * 2**20
 
 # One im2col buffer shared by every Conv2D: layers run one at a time and cols is dead as
 # soon as a chunk's products are done, so four layers need one workspace, not four.
-_shared_workspace: dict[tuple[str, str], Any] = {}
-
-
-def shared_workspace(size: int, dtype: str) -> Any:
-    """A flat array of at least ``size`` elements, the same one on every call (grown when needed)."""
-    key = (backend.backend_name(), dtype)
-    buffer = _shared_workspace.get(key)
-    if buffer is None or buffer.size < size:
-        buffer = backend.array_module().empty(size, dtype=dtype)
-        _shared_workspace[key] = buffer
-    return buffer[:size]
+_shared_workspace: dict[str, Any] = {}
 
 
 def as_pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
@@ -136,7 +126,8 @@ class Conv2D(KernelLayer):
         """The im2col buffer (images, OH, OW, KH, KW, C), shared by all chunks, steps and Conv2D layers."""
         out_h, out_w, _ = self.output_shape
         shape = (images, out_h, out_w, *self.kernel_size, self.input_shape[2])
-        return shared_workspace(math.prod(shape), self.dtype).reshape(shape)
+        size = math.prod(shape)
+        return reuse_or_allocate(_shared_workspace, "cols", (size,), self.dtype).reshape(shape)
 
     def pad(self, x: Any) -> Any:
         """Zero-pad x (N, H, W, C) for "same" padding; "valid" returns x itself (no copy)."""
