@@ -7,7 +7,7 @@ validation, light augmentation, binary cross-entropy, Adam 1e-4, batch 32, 60
 epochs. It reports 92.1 % test accuracy.
 
     python examples/train_xray.py --data path/to/coronahack --out runs/study
-    python examples/train_xray.py --data ../shared/data/xray-mini --image-size 64 --epochs 2   # a quick look
+    python examples/train_xray.py --demo     # under a minute, on the 72-image sample shipped with minicnn
 
 Everything lands in --out: history.csv, curves.png, checkpoint.npz (every epoch),
 best.npz (lowest val_loss), and on the test split metrics.json,
@@ -30,7 +30,7 @@ import numpy as np
 import minicnn as mc
 from minicnn import backend, layers, losses, optimizers
 from minicnn.callbacks import CSVLogger, InterruptAtBatchEnd, ModelCheckpoint
-from minicnn.data import Batches, ImageAugmenter, load_split, rescale, stratified_split
+from minicnn.data import Batches, ImageAugmenter, load_split, rescale, sample_path, stratified_split
 from minicnn.data.xray import CLASS_NAMES
 from minicnn.metrics import classification_report
 from minicnn.plots import plot_confusion_matrix, plot_history, plot_prediction_grid, plot_roc
@@ -46,7 +46,13 @@ No X-ray data found. Get the Kaggle "CoronaHack - Chest X-Ray-Dataset":
   2. unzip it so that one folder holds Chest_xray_Corona_Metadata.csv next to train/ and test/
      (Kaggle nests them as Coronahack-Chest-XRay-Dataset/Coronahack-Chest-XRay-Dataset/{train,test})
   3. pass that folder with --data DIR, set MINICNN_DATA=DIR, or put it at data/coronahack
-The Kermany layout (train|test/NORMAL|PNEUMONIA/*.jpeg) works too."""
+The Kermany layout (train|test/NORMAL|PNEUMONIA/*.jpeg) works too.
+To try the pipeline first, without a download: python examples/train_xray.py --demo
+(a minute on the 72-image sample shipped with minicnn)."""
+# --demo: the whole pipeline on the bundled 72-image sample, small enough for a minute on 2 cores.
+# It is a demonstration of the outputs, not the study: 38 training images cannot teach this task.
+DEMO_SETTINGS = {"image_size": 64, "epochs": 30, "batch_size": 8, "out": Path("runs/demo")}
+STUDY_SETTINGS = {"image_size": 300, "epochs": 60, "batch_size": 32, "out": Path("runs/xray")}
 
 
 def build_study_model(image_size: int = 300, seed: int = 0) -> mc.Sequential:
@@ -78,19 +84,31 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, help="CoronaHack or Kermany folder (default: $MINICNN_DATA, "
                         "then data/coronahack)")
     parser.add_argument("--backend", choices=backend.BACKENDS, default="numpy")
-    parser.add_argument("--epochs", type=int, default=60)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--demo", action="store_true",
+                        help="a one-minute demonstration on the 72-image sample shipped with minicnn "
+                        "(--image-size 64, --epochs 30, --batch-size 8, --out runs/demo unless given)")
+    parser.add_argument("--epochs", type=int, help="default: 60 (the study)")
+    parser.add_argument("--batch-size", type=int, help="default: 32 (the study)")
     parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--image-size", type=int, default=300)
+    parser.add_argument("--image-size", type=int, help="default: 300 (the study)")
     parser.add_argument("--val-split", type=float, default=0.2, help="fraction of train held out, stratified")
     parser.add_argument("--no-augment", action="store_true", help="train without random rotation/shift/zoom")
     parser.add_argument("--class-weight", choices=["balanced"], help="weigh classes by inverse frequency")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=Path("runs/xray"), help="output folder")
+    parser.add_argument("--out", type=Path, help="output folder (default: runs/xray)")
     parser.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
     parser.add_argument("--limit", type=int, help="use only the first N images of each split (quick runs)")
     parser.add_argument("--threshold", type=float, default=0.5, help="P(Normal) above which we say Normal")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    settings = DEMO_SETTINGS if args.demo else STUDY_SETTINGS
+    for key, value in settings.items():  # options given on the command line win
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.demo:
+        if args.data is not None:
+            parser.error("--demo trains on the bundled sample; leave out --data")
+        args.data = sample_path()
+    return args
 
 
 def find_data_dir(requested: Path | None) -> Path:
@@ -156,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     data_dir = find_data_dir(args.data)
+    if args.demo:
+        print(f"DEMO: {args.epochs} epochs at {args.image_size}x{args.image_size} on the 72-image sample "
+              f"shipped with minicnn ({data_dir}).\nThis shows every output of a real run; it is not the study, "
+              "whose figures need the full data set (see README).")
     args.out.mkdir(parents=True, exist_ok=True)
     checkpoint_path = args.out / "checkpoint.npz"
 

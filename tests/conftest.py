@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from minicnn import backend
+from minicnn.data.sample import sample_path
 
 # Our fixtures (backend choice, float64) set process-wide state that is meant to hold for
 # every example a test draws, so hypothesis's warning about function-scoped fixtures does
@@ -17,7 +18,6 @@ settings.register_profile("minicnn", suppress_health_check=[HealthCheck.function
 settings.load_profile("minicnn")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "xray-mini"
 
 
 def _cupy_usable() -> bool:
@@ -60,10 +60,11 @@ def float64():
 
 @pytest.fixture(scope="session")
 def xray_mini_dir() -> Path:
-    """The small real X-ray fixture: $MINICNN_TEST_DATA, else ../shared/data/xray-mini."""
-    path = Path(os.environ.get("MINICNN_TEST_DATA", DEFAULT_DATA_DIR))
+    """The small real X-ray sample: $MINICNN_TEST_DATA, else the one shipped in the package."""
+    path = Path(os.environ["MINICNN_TEST_DATA"]) if os.environ.get("MINICNN_TEST_DATA") else sample_path()
     if not path.is_dir():
         pytest.fail(
-            f"X-ray test data not found at {path}; set MINICNN_TEST_DATA to the xray-mini folder"
+            f"X-ray test data not found at {path}: MINICNN_TEST_DATA names a missing folder; "
+            "unset it to use the sample bundled with minicnn"
         )
     return path

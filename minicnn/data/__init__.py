@@ -3,12 +3,14 @@
 * :mod:`minicnn.data.xray` reads the CoronaHack or Kermany folders into arrays.
 * :mod:`minicnn.data.augment` randomly rotates, shifts and zooms whole batches.
 * :mod:`minicnn.data.batches` serves seeded, reproducible mini-batches.
+* :mod:`minicnn.data.sample` finds the 72-image X-ray sample shipped with the package.
 
 This package uses only NumPy, pandas, Pillow and tqdm, never the layers or the model.
 """
 
 from minicnn.data.augment import ImageAugmenter, rescale
 from minicnn.data.batches import Batches
+from minicnn.data.sample import sample_path
 from minicnn.data.xray import (
     CLASS_NAMES,
     XrayDataset,
@@ -29,5 +31,6 @@ __all__ = [
     "load_split",
     "read_metadata",
     "rescale",
+    "sample_path",
     "stratified_split",
 ]
