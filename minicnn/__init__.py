@@ -8,8 +8,8 @@
 
 from minicnn import backend, callbacks, layers, losses, optimizers
 from minicnn.backend import set_backend
-from minicnn.model import Sequential, load_model
+from minicnn.model import Sequential, TrainingDivergedError, load_model
 
 __version__ = "0.1.0"
 
-__all__ = ["Sequential", "load_model", "set_backend", "backend", "layers", "losses", "optimizers", "callbacks"]
+__all__ = ["Sequential", "TrainingDivergedError", "load_model", "set_backend", "backend", "layers", "losses", "optimizers", "callbacks"]

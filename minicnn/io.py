@@ -12,21 +12,23 @@ An ``.npz`` is a zip of ``.npy`` arrays. We store:
 Strings are stored as NumPy unicode arrays, so ``np.load(..., allow_pickle=False)``
 reads everything: loading a file can never run code.
 
-Writes are atomic: the file is written under a temporary name in the same folder,
-flushed to disk, then renamed over the target. A crash mid-write leaves the old
-file untouched, never half a checkpoint.
+Writes are atomic (:func:`write_atomic`, which every file writer in minicnn uses:
+models, checkpoints, the decode cache, the plots): the file is written under a
+temporary name in the same folder, flushed to disk, then renamed over the target.
+A crash mid-write leaves the old file untouched, never half a checkpoint.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import tempfile
+import uuid
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
-import numpy
+import numpy as np
 
 FORMAT = "minicnn-1"
 
@@ -35,40 +37,56 @@ class ModelFileError(ValueError):
     """A model file is missing, corrupt, foreign, or does not fit the model."""
 
 
-def encode_json(value: Any) -> numpy.ndarray:
+def encode_json(value: Any) -> np.ndarray:
     """A JSON-able value as a 0-d unicode array (loadable without pickle)."""
-    return numpy.array(json.dumps(value))
+    return np.array(json.dumps(value))
 
 
-def decode_json(array: numpy.ndarray) -> Any:
+def decode_json(array: np.ndarray) -> Any:
     return json.loads(str(array))
 
 
-def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, numpy.ndarray]) -> Path:
-    """Write ``arrays`` to ``path`` (.npz) so that readers see either the old or the new file, never a mix."""
+def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
+    """Call ``write(file)`` on a temporary file, then rename it over ``path``; return ``path``.
+
+    Readers see either the old file or the complete new one, never a mix: the temporary
+    file lies in the same folder (a rename within one file system is atomic) and is
+    flushed to disk before the rename. Parent folders are created. The file gets the
+    permissions of an ordinary ``open(path, "w")`` (0666 less the umask).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # A unique name, so two writers never share a temporary file.
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with os.fdopen(handle, "wb") as file:
-            numpy.savez(file, **arrays)
+        with open(temporary, "xb") as file:
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
-    except BaseException:
-        # Also on Ctrl-C: never leave the temporary file behind.
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    finally:
+        temporary.unlink(missing_ok=True)  # still there only if writing failed (also on Ctrl-C)
     return path
 
 
-def read_npz(path: str | os.PathLike) -> dict[str, numpy.ndarray]:
+def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``path`` (.npz) atomically (see :func:`write_atomic`)."""
+    return write_atomic(path, lambda file: np.savez(file, **arrays))
+
+
+def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a minicnn ``.npz`` into a dict, with an error that names the file when it is not one."""
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
+    with open(path, "rb") as file:
+        starts_like_a_zip = file.read(4) == b"PK\x03\x04"
+    if not starts_like_a_zip:
+        # np.load would try other formats and end with advice about allow_pickle, which
+        # is the wrong advice for a text file or an image given by mistake.
+        raise ModelFileError(f"{path} is not a minicnn model file (not an .npz archive)")
     try:
-        with numpy.load(path, allow_pickle=False) as archive:
+        with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         raise ModelFileError(f"{path} is not a readable .npz file (corrupt or truncated?): {error}") from error

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -26,6 +25,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from minicnn.io import write_atomic
 from minicnn.metrics import as_labels, as_probabilities, roc_auc, roc_curve
 
 __all__ = ["plot_history", "plot_confusion_matrix", "plot_roc", "plot_prediction_grid"]
@@ -44,17 +44,7 @@ def _new_figure(width: float, height: float) -> Figure:
 
 def _save_figure(figure: Figure, path: str | os.PathLike) -> Path:
     """Write ``figure`` as a PNG at ``path`` atomically; create parent folders; return the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Same folder as the target, so os.replace is a rename on one file system
-    # (atomic); a unique name, so two writers never share a temporary file.
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    try:
-        figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)  # only still there if saving failed
-    return path
+    return write_atomic(path, lambda file: figure.savefig(file, format="png"))
 
 
 # ---------------------------------------------------------------------------

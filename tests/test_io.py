@@ -169,3 +169,29 @@ def test_ctrl_c_stops_at_the_end_of_the_batch(tmp_path):
         model.fit(x, y, batch_size=16, epochs=2, verbose=0, callbacks=[SendCtrlC(), InterruptAtBatchEnd()])
     assert model.partial_epoch == {**model.partial_epoch, "epoch": 0, "batches": 2}
     assert signal.getsignal(signal.SIGINT) is previous  # the usual Ctrl-C handling is back
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_every_writer_follows_the_umask(tmp_path, umask):
+    from minicnn.plots import plot_history
+
+    previous = os.umask(umask)
+    try:
+        written = [
+            io.write_atomic(tmp_path / "plain.bin", lambda file: file.write(b"x")),
+            io.write_npz_atomic(tmp_path / "arrays.npz", {"format": np.array(io.FORMAT)}),
+            plot_history({"loss": [1.0, 0.5]}, tmp_path / "curves.png"),
+        ]
+    finally:
+        os.umask(previous)
+    for path in written:
+        assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path.name
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == ["arrays.npz", "curves.png", "plain.bin"]
+
+
+def test_a_text_file_is_not_a_model_file_and_gets_no_pickle_advice(tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("these are not weights\n")
+    with pytest.raises(io.ModelFileError, match="notes.txt is not a minicnn model file") as error:
+        mc.load_model(text)
+    assert "pickle" not in str(error.value)

@@ -38,7 +38,6 @@ import hashlib
 import json
 import os
 import stat
-import tempfile
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,6 +48,8 @@ import numpy as np
 import pandas as pd
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
+
+from minicnn.io import write_atomic
 
 CLASS_NAMES = {0: "Pneumonia", 1: "Normal"}
 SPLITS = ("train", "test")
@@ -387,29 +388,12 @@ def _save_cache(
     """Write the images, then the notes; the notes file marks a complete entry."""
     notes = {"decoded": decoded.tolist(), "problems": problems}
     try:
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomically(stem.with_suffix(".npy"), lambda file: np.save(file, images))
+        write_atomic(stem.with_suffix(".npy"), lambda file: np.save(file, images))
         notes_text = json.dumps(notes).encode()
-        _write_atomically(stem.with_suffix(".json"), lambda file: file.write(notes_text))
+        write_atomic(stem.with_suffix(".json"), lambda file: file.write(notes_text))
         log(f"saved the decoded images to the cache {stem}.npy")
     except OSError as error:  # a full disk or read-only cache must not stop the run
         log(f"could not write the cache {stem}.npy ({error}); continuing without it")
-
-
-def _write_atomically(path: Path, write: Callable) -> None:
-    """Write to a temporary file in the same folder, then rename it over ``path``.
-
-    A rename within one folder is atomic, so a crash mid-write leaves a stray
-    temporary file but never a half-written ``path`` that looks complete.
-    """
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-        os.replace(temporary, path)
-    except BaseException:
-        os.remove(temporary)
-        raise
 
 
 # ----------------------------------------------------------------------------
