@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from minicnn import backend
-from minicnn.layers.activations import sigmoid
+from minicnn.functions import sigmoid
 
 EPSILON = 1e-7
 

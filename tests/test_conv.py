@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from minicnn import backend
 from minicnn.gradcheck import check_layer
-from minicnn.layers import Conv2D, MaxPool2D, conv
+from minicnn.layers import Conv2D, Flatten, MaxPool2D, conv
+from minicnn.layers.base import model_owns_memory
 from reference_layers import conv2d_reference
 
 conv_cases = st.fixed_dictionaries({
@@ -111,20 +112,24 @@ def test_chunked_batch_equals_one_chunk(batch, float64, monkeypatch):
                                    rtol=1e-12)
 
 
-def test_buffers_are_reused_between_training_steps(float64):
+def test_buffers_are_reused_between_training_steps_only_when_the_model_owns_memory(float64):
     layer = build_conv(dict(height=6, width=6, channels=2, filters=3, kernel=(3, 3), strides=(1, 1),
                             padding="valid", seed=0))
     x = backend.to_device(np.ones((4, 6, 6, 2)))
-    first = layer.forward(x, training=True)
+    xp = backend.array_module()
+    with model_owns_memory([layer]):
+        first = layer.forward(x, training=True)
+        buffers = dict(layer._buffers)
+        layer.backward(layer.forward(x, training=True).copy())
+        assert all(layer._buffers[name] is buffer for name, buffer in buffers.items())
+        again = layer.forward(x, training=False)
+        assert xp.shares_memory(again, first)  # the same memory: valid until the next forward
+    direct = layer.forward(x, training=False)
+    assert not xp.shares_memory(direct, first)  # called directly: a fresh array
     workspace = layer.cols_buffer(4)
-    buffers = dict(layer._buffers)
-    layer.backward(layer.forward(x, training=True).copy())
-    assert all(layer._buffers[name] is buffer for name, buffer in buffers.items())
     other = Conv2D(2, 2)
     other.build((5, 5, 3))
     assert np.shares_memory(other.cols_buffer(1), workspace)  # one im2col workspace for all Conv2D layers
-    again = layer.forward(x, training=False)
-    assert backend.array_module().shares_memory(again, first)  # the same memory: valid until the next forward
 
 
 @pytest.mark.parametrize("layer_kind", ["conv", "pool"])
@@ -139,9 +144,10 @@ def test_a_smaller_batch_after_a_larger_one_uses_a_view_and_stays_correct(layer_
     rng = np.random.default_rng(0)
     big = backend.to_device(rng.normal(size=(5, 7, 7, 2)))
     small = backend.to_device(rng.normal(size=(1, 7, 7, 2)))
-    layer.backward(layer.forward(big, training=True).copy())
-    y = layer.forward(small, training=True).copy()
-    dx = backend.to_numpy(layer.backward(backend.to_device(np.ones(y.shape)))).copy()
+    with model_owns_memory([Flatten(), layer]):  # not the first layer: dL/dx is computed
+        layer.backward(layer.forward(big, training=True).copy())
+        y = layer.forward(small, training=True).copy()
+        dx = backend.to_numpy(layer.backward(backend.to_device(np.ones(y.shape)))).copy()
     fresh = copy.deepcopy(layer)
     fresh._buffers = {}
     np.testing.assert_array_equal(backend.to_numpy(y), backend.to_numpy(fresh.forward(small, training=True)))
@@ -156,13 +162,15 @@ def test_study_layer_workspace_stays_bounded():
     assert layer.workspace_bytes(32) <= conv.WORKSPACE_BYTES
 
 
-def test_first_layer_skips_input_gradient(float64):
+def test_first_layer_of_a_model_skips_input_gradient_but_a_direct_call_never_does(float64):
     layer = build_conv(dict(height=5, width=5, channels=1, filters=2, kernel=(3, 3), strides=(1, 1),
                             padding="valid", seed=0))
-    layer.compute_input_gradient = False
-    y = layer.forward(backend.to_device(np.ones((2, 5, 5, 1))))
-    assert layer.backward(y) is None
-    assert layer.grads["kernel"].shape == (3, 3, 1, 2)
+    x = backend.to_device(np.ones((2, 5, 5, 1)))
+    with model_owns_memory([layer]):
+        y = layer.forward(x)
+        assert layer.backward(y.copy()) is None
+        assert layer.grads["kernel"].shape == (3, 3, 1, 2)
+    assert layer.backward(layer.forward(x)).shape == (2, 5, 5, 1)
 
 
 def test_kernel_larger_than_input_is_a_clear_error():

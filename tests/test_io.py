@@ -22,8 +22,8 @@ def test_save_and_load_model_round_trip_bit_exactly(tmp_path):
     path = model.save(tmp_path / "model.npz")
     loaded = mc.load_model(path)
     assert loaded.get_config() == model.get_config()
-    for name, value in model.get_weights().items():
-        np.testing.assert_array_equal(loaded.get_weights()[name], value)
+    for expected, actual in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(actual, expected)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
     assert loaded.completed_epochs == 2 and loaded.optimizer.iterations == model.optimizer.iterations
     with np.load(path, allow_pickle=False) as archive:  # nothing in the file needs pickle
@@ -34,8 +34,8 @@ def test_save_weights_and_load_weights(tmp_path):
     source, target = small_model(seed=1), small_model(seed=2)
     source.save_weights(tmp_path / "w.npz")
     target.load_weights(tmp_path / "w.npz")
-    for name, value in source.get_weights().items():
-        np.testing.assert_array_equal(target.get_weights()[name], value)
+    for expected, actual in zip(source.get_weights(), target.get_weights(), strict=True):
+        np.testing.assert_array_equal(actual, expected)
 
 
 def test_resume_equals_an_uninterrupted_run(tmp_path):
@@ -50,8 +50,8 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
     resumed = mc.load_model(tmp_path / "checkpoint.npz")
     history = resumed.fit(x, y, batch_size=16, epochs=3, initial_epoch=resumed.completed_epochs, verbose=0)
 
-    for name, value in uninterrupted.get_weights().items():
-        np.testing.assert_array_equal(resumed.get_weights()[name], value)
+    for expected, actual in zip(uninterrupted.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(actual, expected)
     assert history.history["loss"] == uninterrupted.history.history["loss"]
 
 
@@ -149,8 +149,8 @@ def test_interrupted_mid_epoch_resumes_exactly(tmp_path):
     assert resumed.completed_epochs == 1 and resumed.partial_epoch["batches"] == 3
     history = resumed.fit(x, y, batch_size=16, epochs=3, initial_epoch=resumed.completed_epochs, verbose=0)
 
-    for name, value in uninterrupted.get_weights().items():
-        np.testing.assert_array_equal(resumed.get_weights()[name], value)
+    for expected, actual in zip(uninterrupted.get_weights(), resumed.get_weights(), strict=True):
+        np.testing.assert_array_equal(actual, expected)
     assert history.history["loss"] == uninterrupted.history.history["loss"]
 
 

@@ -10,7 +10,7 @@ from hypothesis.extra.numpy import arrays
 
 from minicnn import backend, losses
 from minicnn.gradcheck import check_loss
-from minicnn.layers.activations import sigmoid
+from minicnn.functions import sigmoid
 
 batch_sizes = st.integers(1, 16)
 

@@ -6,31 +6,27 @@
 * :mod:`minicnn.data.sample` finds the 72-image X-ray sample shipped with the package.
 
 This package uses only NumPy, pandas, Pillow and tqdm, never the layers or the model.
+The training loop needs only ``Batches`` (NumPy), so the reader of image folders, with
+pandas and Pillow, is imported the first time one of its names is used.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from minicnn.data.augment import ImageAugmenter, rescale
 from minicnn.data.batches import Batches
 from minicnn.data.sample import sample_path
-from minicnn.data.xray import (
-    CLASS_NAMES,
-    XrayDataset,
-    decode_image,
-    detect_layout,
-    load_split,
-    read_metadata,
-    stratified_split,
-)
 
-__all__ = [
-    "CLASS_NAMES",
-    "Batches",
-    "ImageAugmenter",
-    "XrayDataset",
-    "decode_image",
-    "detect_layout",
-    "load_split",
-    "read_metadata",
-    "rescale",
-    "sample_path",
-    "stratified_split",
-]
+# Names from minicnn.data.xray, imported on first use (PEP 562).
+XRAY_NAMES = ("CLASS_NAMES", "XrayDataset", "decode_image", "detect_layout", "load_split", "read_metadata",
+              "stratified_split")
+
+__all__ = ["Batches", "ImageAugmenter", "rescale", "sample_path", *XRAY_NAMES]
+
+
+def __getattr__(name: str) -> Any:
+    if name in XRAY_NAMES:
+        return getattr(importlib.import_module("minicnn.data.xray"), name)
+    raise AttributeError(f"module 'minicnn.data' has no attribute {name!r}")

@@ -10,21 +10,25 @@ from __future__ import annotations
 from typing import Any
 
 from minicnn import backend
+from minicnn.functions import sigmoid
 from minicnn.layers.base import Layer
 
 
 class Activation(Layer):
     """A parameter-free elementwise layer.
 
-    Conv2D and Dense call the ``*_in_place`` forms on arrays they own, so an activation
-    that can work in place (ReLU) saves a full copy of a possibly huge array; the
-    others simply fall back to the ordinary forward and backward.
+    Conv2D and Dense call the ``*_in_place`` forms on arrays they may overwrite (their own
+    fresh pre-activation z; dy in the model's fast mode), so an activation that can work
+    in place (ReLU) saves a full copy of a possibly huge array; the others simply fall
+    back to the ordinary forward and backward.
     """
 
     def forward_in_place(self, x: Any) -> Any:
+        """forward(x), allowed to overwrite ``x``."""
         return self.forward(x)
 
     def backward_in_place(self, dy: Any) -> Any:
+        """backward(dy), allowed to overwrite ``dy``."""
         return self.backward(dy)
 
 
@@ -51,7 +55,7 @@ class ReLU(Activation):
         return y
 
     def forward_in_place(self, x: Any) -> Any:
-        """The same as forward, but overwrites ``x`` (used by Conv2D/Dense on their own fresh output)."""
+        """The same as forward, but overwrites ``x`` (Conv2D and Dense use it on their own fresh z)."""
         xp = backend.array_module()
         xp.maximum(x, 0, out=x)
         self.y = x
@@ -61,20 +65,13 @@ class ReLU(Activation):
         return dy * (self.y > 0)
 
     def backward_in_place(self, dy: Any) -> Any:
-        """The same as backward, but overwrites ``dy`` (Conv2D/Dense use it on a gradient nobody else keeps).
+        """The same as backward, but overwrites ``dy`` (only in a model's fast mode, which owns dy).
 
-        At batch 32 the study's first layer has a 363 MB gradient: a fresh array for dL/dx
+        At batch 32 the study's first layer has a 363 MB gradient: a fresh array for dL/dz
         every step costs more (page faults, zeroing) than the multiplication itself.
         """
         backend.array_module().multiply(dy, self.y > 0, out=dy)
         return dy
-
-
-def sigmoid(x: Any) -> Any:
-    """1 / (1 + exp(-x)) without overflow: only exp(-|x|) <= 1 is ever computed."""
-    xp = backend.array_module()
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 class Sigmoid(Activation):

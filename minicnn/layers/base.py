@@ -1,4 +1,4 @@
-"""Layer: the contract every layer follows.
+"""Layer: the contract every layer follows, and who owns memory.
 
 A layer is a function y = f(x; params) that can also run backwards:
 
@@ -11,17 +11,34 @@ A layer is a function y = f(x; params) that can also run backwards:
 Parameters are plain arrays in the dict ``self.params``; optimisers update them in
 place, so ``layer.params["kernel"][...] = w`` changes the layer too.
 
-Large layers return arrays they keep and reuse (see :meth:`Layer.buffer`): the result
-of ``forward`` is valid until the same layer's next ``forward``, and that of
-``backward`` until its next ``backward``. Copy a result to keep it longer.
+Who owns memory
+---------------
+A layer called directly behaves like a plain function: ``forward`` returns a fresh
+array, ``backward`` returns a fresh dL/dx, and neither ever writes into its arguments.
+(Flatten returns a reshaped *view* of its argument: no copy, and nothing is written.)
+
+A model's training loop is different: it owns every array that flows between its
+layers, and nobody else holds on to them. There the layers may save time and memory:
+
+* kept buffers: a layer writes its output and dL/dx into arrays it keeps from step to
+  step (``Layer.array``), instead of allocating hundreds of MB afresh each step;
+* in-place activation gradients: a fused ReLU turns dL/dy into dL/dz inside ``dy``;
+* no dL/dx for the first layer: nobody consumes the gradient of the images.
+
+Only :func:`model_owns_memory` switches these on, only ``Sequential`` calls it (in fit,
+evaluate, predict and train_on_batch), and it always switches them off again, also when
+training stops with an exception or Ctrl-C. Both modes compute the same numbers, bit
+for bit; the fast mode only decides where they are written.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-import numpy
+import numpy as np
 
 from minicnn import backend
 
@@ -31,6 +48,24 @@ Shape = tuple[int, ...]
 def snake_case(class_name: str) -> str:
     """'MaxPool2D' -> 'max_pool2d', the default name of a layer of that class."""
     return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", class_name).lower()
+
+
+def as_shape(shape: int | Sequence[int] | None) -> Shape | None:
+    """A shape without the batch axis: 3 -> (3,) (as Keras allows for 1-D inputs); (8, 8, 1) stays."""
+    if shape is None:
+        return None
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if not dims or not all(isinstance(dim, (int, np.integer)) and dim >= 1 for dim in dims):
+        raise ValueError(f"input_shape must be a positive int or a tuple of them, got {shape!r}")
+    return tuple(int(dim) for dim in dims)
+
+
+def as_pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
+    """3 -> (3, 3); (3, 5) stays; anything else is an error naming ``what`` (kernel, pool and stride sizes)."""
+    pair = (value, value) if isinstance(value, int) else tuple(value)
+    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}")
+    return pair  # type: ignore[return-value]
 
 
 def reuse_or_allocate(store: dict[Any, Any], key: Any, shape: Shape, dtype: Any) -> Any:
@@ -54,21 +89,21 @@ class Layer:
 
     def __init__(self, name: str | None = None, input_shape: Shape | None = None) -> None:
         self.name = name
-        self.input_shape = tuple(input_shape) if input_shape is not None else None
+        self.input_shape = as_shape(input_shape)
         self.output_shape: Shape | None = None
         self.params: dict[str, Any] = {}
         self.grads: dict[str, Any] = {}
         self.dtype: str | None = None
         self.built = False
-        # The first layer of a model never needs dL/dx (nobody consumes it), and for a
-        # convolution over a 300x300 image skipping it saves a large col2im.
+        # The fast mode (see the module docstring); only model_owns_memory changes these two.
+        self.reuse_memory = False
         self.compute_input_gradient = True
         self._buffers: dict[str, Any] = {}
 
     # ---- construction -------------------------------------------------------------
-    def build(self, input_shape: Shape, rng: numpy.random.Generator | None = None) -> Shape:
+    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> Shape:
         """Create parameters for inputs of ``input_shape`` (no batch axis); return the output shape."""
-        self.input_shape = tuple(input_shape)
+        self.input_shape = as_shape(input_shape)
         self.dtype = backend.default_dtype()
         self.output_shape = self.compute_output_shape(self.input_shape)
         self.built = True
@@ -80,7 +115,7 @@ class Layer:
 
     def count_params(self) -> int:
         """Number of scalars in this layer's parameters."""
-        return sum(int(numpy.prod(value.shape)) for value in self.params.values())
+        return sum(int(np.prod(value.shape)) for value in self.params.values())
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this layer (saved as JSON with the model)."""
@@ -97,16 +132,19 @@ class Layer:
     def set_state(self, state: dict[str, int]) -> None:
         """Restore what :meth:`get_state` returned."""
 
-    # ---- buffers reused from step to step ---------------------------------------------
-    def buffer(self, name: str, shape: Shape, dtype: Any) -> Any:
-        """An uninitialised array of ``shape`` that this layer keeps and hands out again next step.
+    # ---- arrays this layer writes its results into ----------------------------------
+    def array(self, name: str, shape: Shape, dtype: Any) -> Any:
+        """An uninitialised array for one of this layer's results (its output, dL/dx, a scratch array).
 
-        Why: the study's first layers produce arrays of hundreds of MB per batch. A fresh
-        array costs a page fault per page the first time it is written, every step, and
-        that costs as much as the arithmetic. Only use it for arrays that are dead by the
-        time the same layer runs again.
+        Called directly, the layer gets a fresh array each time. When a model owns the memory
+        (``self.reuse_memory``), it gets the same kept buffer ``name`` back step after step.
+        Why: the study's first layers produce arrays of hundreds of MB per batch, and a fresh
+        array costs a page fault per page the first time it is written, every step, which
+        costs as much as the arithmetic.
         """
-        return reuse_or_allocate(self._buffers, name, shape, dtype)
+        if self.reuse_memory:
+            return reuse_or_allocate(self._buffers, name, shape, dtype)
+        return backend.array_module().empty(shape, dtype=dtype)
 
     # ---- memory report ------------------------------------------------------------
     def workspace_bytes(self, batch_size: int) -> int:
@@ -142,3 +180,25 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{self.describe()}>"
+
+
+@contextmanager
+def model_owns_memory(layers: Sequence[Layer]) -> Iterator[None]:
+    """Switch ``layers`` (a model's, first to last) into the fast mode for the duration of a ``with`` block.
+
+    Inside: kept buffers, in-place activation gradients, and no dL/dx for the first layer
+    (see "Who owns memory" above). Afterwards, whatever happened inside, every layer is
+    back as it was: a plain function, or still fast when this block sits inside another
+    (``fit`` runs ``evaluate`` for validation). The kept buffers stay allocated, so the
+    next step reuses them.
+    """
+    before = [(layer.reuse_memory, layer.compute_input_gradient) for layer in layers]
+    try:
+        for layer in layers:
+            layer.reuse_memory = True
+        layers[0].compute_input_gradient = False
+        yield
+    finally:
+        for layer, (reuse_memory, compute_input_gradient) in zip(layers, before):
+            layer.reuse_memory = reuse_memory
+            layer.compute_input_gradient = compute_input_gradient

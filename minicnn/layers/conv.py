@@ -5,11 +5,12 @@
 Shapes: x (N, H, W, C) -> y (N, OH, OW, F);  kernel (KH, KW, C, F);  bias (F,).
 
 With cols = im2col(x_pad) reshaped to (N*OH*OW, KH*KW*C) and the kernel reshaped
-to (KH*KW*C, F), the whole layer is ``y = cols @ kernel + bias``. The backward pass
-is the same product differentiated:
+to W (KH*KW*C, F), the whole layer is ``z = cols @ W + bias`` and ``y = a(z)``.
+The backward pass is the same product differentiated:
 
+    dL/dz      = dL/dy * a'(z)        (the activation's part)
     dL/dkernel = cols.T @ dz          dL/dbias = sum of dz over N, OH, OW
-    dL/dcols   = dz @ kernel.T        dL/dx    = col2im(dL/dcols)   (both in col2im_matmul)
+    dL/dcols   = dz @ W.T             dL/dx    = col2im(dL/dcols)   (both in col2im_matmul)
 
 Memory: cols is KH*KW times larger than x. For the study's second layer at batch
 32 that is 0.8 GB, so we process the batch in chunks whose cols fit in a fixed
@@ -19,13 +20,14 @@ workspace, and reuse that one buffer for every chunk, step after step.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
-import numpy
+import numpy as np
 
 from minicnn import backend
 from minicnn.im2col import col2im_matmul, im2col, output_size, padding_amounts
-from minicnn.layers.base import Shape, reuse_or_allocate
+from minicnn.layers.base import Shape, as_pair, reuse_or_allocate
 from minicnn.layers.kernel_layer import KernelLayer
 
 # Upper bound on the im2col buffer of one layer. Larger chunks barely speed up the
@@ -37,26 +39,28 @@ WORKSPACE_BYTES = 64 * 2**20
 _shared_workspace: dict[str, Any] = {}
 
 
-def as_pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
-    """3 -> (3, 3); (3, 5) stays; anything else is an error naming ``what``."""
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
-        raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}")
-    return pair  # type: ignore[return-value]
-
-
 class Conv2D(KernelLayer):
     """2-D convolution over channels-last images, with an optional fused activation.
 
     Parameters
     ----------
-    filters : number of output channels F.
-    kernel_size : int or (KH, KW).
-    strides : int or (SH, SW), default 1.
-    padding : "valid" (no padding) or "same" (TensorFlow's rule: output = ceil(input / stride),
-        the odd padding pixel goes to the bottom/right).
-    activation : None, "relu", "sigmoid" or "linear".
-    kernel_initializer, bias_initializer : names from :mod:`minicnn.initializers`.
+    filters : int
+        Number of output channels F.
+    kernel_size : int or tuple of two ints
+        Window size (KH, KW); an int means a square window.
+    strides : int or tuple of two ints, default 1
+        Step (SH, SW) between two windows.
+    padding : {"valid", "same"}, default "valid"
+        "valid": no padding. "same": TensorFlow's rule, output = ceil(input / stride), the odd
+        padding pixel goes to the bottom/right.
+    activation : {None, "relu", "sigmoid", "linear"}, default None
+        Applied to z = conv(x) + bias, fused into this layer.
+    kernel_initializer, bias_initializer : str
+        Names from :mod:`minicnn.initializers`.
+    name : str, optional
+        Unique within a model; by default "conv2d", "conv2d_1", ...
+    input_shape : tuple (H, W, C), optional
+        Only for a model's first layer.
     """
 
     def __init__(
@@ -69,7 +73,7 @@ class Conv2D(KernelLayer):
         kernel_initializer: str = "glorot_uniform",
         bias_initializer: str = "zeros",
         name: str | None = None,
-        input_shape: Shape | None = None,
+        input_shape: Shape | int | None = None,
     ) -> None:
         super().__init__(activation, kernel_initializer, bias_initializer, name=name, input_shape=input_shape)
         if padding not in ("valid", "same"):
@@ -97,7 +101,7 @@ class Conv2D(KernelLayer):
             )
         return (out_h, out_w, self.filters)
 
-    def build(self, input_shape: Shape, rng: numpy.random.Generator | None = None) -> Shape:
+    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> Shape:
         output_shape = super().build(input_shape, rng)
         self.create_parameters((*self.kernel_size, input_shape[2], self.filters), rng)
         return output_shape
@@ -113,7 +117,7 @@ class Conv2D(KernelLayer):
         """Size of one image's im2col rows: OH * OW * KH * KW * C values."""
         out_h, out_w, _ = self.output_shape
         kh, kw = self.kernel_size
-        return out_h * out_w * kh * kw * self.input_shape[2] * numpy.dtype(self.dtype).itemsize
+        return out_h * out_w * kh * kw * self.input_shape[2] * np.dtype(self.dtype).itemsize
 
     def chunk_size(self, batch_size: int) -> int:
         """How many images' cols fit in WORKSPACE_BYTES (at least one)."""
@@ -137,51 +141,60 @@ class Conv2D(KernelLayer):
             return x
         return xp.pad(x, ((0, 0), pad_h, pad_w, (0, 0)))
 
+    def im2col_chunks(self, x_padded: Any) -> Iterator[tuple[slice, Any]]:
+        """Yield (rows, cols) for the batch, a few images at a time.
+
+        ``rows`` is a slice of the batch axis; ``cols`` (n*OH*OW, KH*KW*C) is the im2col matrix
+        of those n images, in the shared workspace (valid until the next chunk is asked for).
+        """
+        batch = x_padded.shape[0]
+        chunk = self.chunk_size(batch)
+        for start in range(0, batch, chunk):
+            rows = slice(start, min(start + chunk, batch))
+            images = rows.stop - rows.start
+            cols = im2col(x_padded[rows], self.kernel_size, self.strides, out=self.cols_buffer(images))
+            yield rows, cols.reshape(images * cols.shape[1] * cols.shape[2], -1)
+
     # ---- the math ------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False) -> Any:
         """x (N, H, W, C) -> y (N, OH, OW, F)."""
         self.check_input(x)
         xp = backend.array_module()
-        batch = x.shape[0]
         out_h, out_w, filters = self.output_shape
-        kernel_matrix = self.params["kernel"].reshape(-1, filters)  # (KH*KW*C, F)
-        x_padded = self.pad(x)
-        # The output is a kept buffer: it is read by the next layer (and by backward) and is
-        # dead by the time this layer runs again. So: valid until this layer's next forward.
-        z = self.buffer("output", (batch, out_h, out_w, filters), self.dtype)
-        chunk = self.chunk_size(batch)
-        for start in range(0, batch, chunk):
-            stop = min(start + chunk, batch)
-            cols = im2col(x_padded[start:stop], self.kernel_size, self.strides, out=self.cols_buffer(stop - start))
-            # One GEMM per chunk, written straight into the output: (n*OH*OW, KH*KW*C) @ (KH*KW*C, F)
-            xp.matmul(cols.reshape(-1, kernel_matrix.shape[0]), kernel_matrix, out=z[start:stop].reshape(-1, filters))
-        z += self.params["bias"]
-        self.x_padded = x_padded  # backward rebuilds cols chunk by chunk from x, not from a stored copy
-        return self.activation.forward_in_place(z)  # z is our own array: ReLU needs no copy
+        kernel_matrix = self.params["kernel"].reshape(-1, filters)  # W: (KH*KW*C, F)
+        x_padded = self.pad(x)  # (N, Hp, Wp, C)
+        z = self.array("output", (x.shape[0], out_h, out_w, filters), self.dtype)
+        for rows, cols in self.im2col_chunks(x_padded):
+            # z = cols @ W for these images, written straight into z: (n*OH*OW, KH*KW*C) @ (KH*KW*C, F)
+            xp.matmul(cols, kernel_matrix, out=z[rows].reshape(-1, filters))
+        z += self.params["bias"]  # + bias, broadcast over N, OH, OW
+        # Backward rebuilds cols from x chunk by chunk, rather than keep all of them (KH*KW times x).
+        self.x_padded = x_padded
+        return self.activation.forward_in_place(z)  # y = a(z); z is this call's own array
 
-    def backward_before_activation(self, dz: Any) -> Any:
-        """dz (N, OH, OW, F) = dL/dz at the pre-activation output -> dx (N, H, W, C); fills grads."""
+    def backward(self, dy: Any) -> Any:
+        """dy (N, OH, OW, F) = dL/dy -> dx (N, H, W, C) = dL/dx; fills grads["kernel"] and grads["bias"]."""
+        dz = self.activation_backward(dy)  # dL/dz = dL/dy * a'(z)
+        return self.backward_from_dz(dz)
+
+    def backward_from_dz(self, dz: Any) -> Any:
+        """dz (N, OH, OW, F) = dL/dz -> dx (N, H, W, C); None when the model needs no dL/dx."""
         xp = backend.array_module()
-        batch = dz.shape[0]
         filters = self.filters
-        kernel_matrix = self.params["kernel"].reshape(-1, filters)  # (KH*KW*C, F)
+        kernel_matrix = self.params["kernel"].reshape(-1, filters)  # W: (KH*KW*C, F)
         dkernel = xp.zeros_like(kernel_matrix)
         dx_padded = None
         if self.compute_input_gradient:
-            dx_padded = self.buffer("input_gradient", self.x_padded.shape, self.dtype)
+            dx_padded = self.array("input_gradient", self.x_padded.shape, self.dtype)
             dx_padded[...] = 0  # col2im adds into it
-        chunk = self.chunk_size(batch)
-        for start in range(0, batch, chunk):
-            stop = min(start + chunk, batch)
-            cols = im2col(self.x_padded[start:stop], self.kernel_size, self.strides, out=self.cols_buffer(stop - start))
-            dz_matrix = dz[start:stop].reshape(-1, filters)  # (n*OH*OW, F)
-            dkernel += cols.reshape(-1, kernel_matrix.shape[0]).T @ dz_matrix  # dL/dW = cols.T @ dz
+        for rows, cols in self.im2col_chunks(self.x_padded):
+            dz_rows = dz[rows]  # (n, OH, OW, F)
+            dkernel += cols.T @ dz_rows.reshape(-1, filters)  # dL/dW = cols.T @ dz
             if dx_padded is not None:
                 # dL/dx = col2im(dz @ W.T), computed kernel offset by kernel offset
-                col2im_matmul(dz[start:stop], self.params["kernel"], dx_padded[start:stop].shape, self.strides,
-                              out=dx_padded[start:stop])
+                col2im_matmul(dz_rows, self.params["kernel"], dx_padded[rows].shape, self.strides, out=dx_padded[rows])
         self.grads["kernel"] = dkernel.reshape(self.params["kernel"].shape)
-        self.grads["bias"] = dz.sum(axis=(0, 1, 2))  # dL/db = sum of dz over every output pixel
+        self.grads["bias"] = dz.sum(axis=(0, 1, 2))  # dL/dbias = sum of dz over every output pixel
         if dx_padded is None:
             return None
         return self.unpad(dx_padded)

@@ -1,8 +1,9 @@
 """Dense (fully connected) and Flatten.
 
-Dense:   y = x @ kernel + bias
-Shapes:  x (N, I) -> y (N, O);  kernel (I, O);  bias (O,)
-Backward: dL/dkernel = x.T @ dz,  dL/dbias = sum of dz over N,  dL/dx = dz @ kernel.T
+Dense:    z = x @ kernel + bias,  y = a(z)
+Shapes:   x (N, I) -> y (N, O);  kernel (I, O);  bias (O,)
+Backward: dL/dz = dL/dy * a'(z),  dL/dkernel = x.T @ dz,  dL/dbias = sum of dz over N,
+          dL/dx = dz @ kernel.T
 
 Flatten: (N, H, W, C) -> (N, H*W*C) in row-major (C) order, the order Keras uses,
 so weights trained in Keras would line up with ours.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy
+import numpy as np
 
 from minicnn.layers.base import Layer, Shape
 from minicnn.layers.kernel_layer import KernelLayer
@@ -23,9 +24,16 @@ class Dense(KernelLayer):
 
     Parameters
     ----------
-    units : number of outputs O.
-    activation : None, "relu", "sigmoid" or "linear".
-    kernel_initializer, bias_initializer : names from :mod:`minicnn.initializers`.
+    units : int
+        Number of outputs O.
+    activation : {None, "relu", "sigmoid", "linear"}, default None
+        Applied to z = x @ kernel + bias, fused into this layer.
+    kernel_initializer, bias_initializer : str
+        Names from :mod:`minicnn.initializers`.
+    name : str, optional
+        Unique within a model; by default "dense", "dense_1", ...
+    input_shape : int or tuple (I,), optional
+        Only for a model's first layer.
     """
 
     def __init__(
@@ -35,7 +43,7 @@ class Dense(KernelLayer):
         kernel_initializer: str = "glorot_uniform",
         bias_initializer: str = "zeros",
         name: str | None = None,
-        input_shape: Shape | None = None,
+        input_shape: Shape | int | None = None,
     ) -> None:
         super().__init__(activation, kernel_initializer, bias_initializer, name=name, input_shape=input_shape)
         if not isinstance(units, int) or units < 1:
@@ -50,7 +58,7 @@ class Dense(KernelLayer):
             )
         return (self.units,)
 
-    def build(self, input_shape: Shape, rng: numpy.random.Generator | None = None) -> Shape:
+    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> Shape:
         output_shape = super().build(input_shape, rng)
         self.create_parameters((input_shape[0], self.units), rng)
         return output_shape
@@ -58,18 +66,23 @@ class Dense(KernelLayer):
     def forward(self, x: Any, training: bool = False) -> Any:
         """x (N, I) -> y (N, O)."""
         self.check_input(x)
-        z = x @ self.params["kernel"]
+        z = x @ self.params["kernel"]  # (N, I) @ (I, O)
         z += self.params["bias"]
         self.x = x  # dL/dkernel = x.T @ dz needs the input
-        return self.activation.forward_in_place(z)  # z is our own array: ReLU needs no copy
+        return self.activation.forward_in_place(z)  # y = a(z); z is this call's own array
 
-    def backward_before_activation(self, dz: Any) -> Any:
-        """dz (N, O) = dL/dz at the pre-activation z = x @ kernel + bias -> dx (N, I); fills grads."""
-        self.grads["kernel"] = self.x.T @ dz
+    def backward(self, dy: Any) -> Any:
+        """dy (N, O) = dL/dy -> dx (N, I) = dL/dx; fills grads["kernel"] and grads["bias"]."""
+        dz = self.activation_backward(dy)  # dL/dz = dL/dy * a'(z)
+        return self.backward_from_dz(dz)
+
+    def backward_from_dz(self, dz: Any) -> Any:
+        """dz (N, O) = dL/dz -> dx (N, I); None when the model needs no dL/dx."""
+        self.grads["kernel"] = self.x.T @ dz  # (I, N) @ (N, O)
         self.grads["bias"] = dz.sum(axis=0)
         if not self.compute_input_gradient:
             return None
-        return dz @ self.params["kernel"].T
+        return dz @ self.params["kernel"].T  # (N, O) @ (O, I)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
@@ -81,11 +94,13 @@ class Flatten(Layer):
     """(N, d1, d2, ...) -> (N, d1*d2*...); backward reshapes the gradient back."""
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
-        return (int(numpy.prod(input_shape)),)
+        return (int(np.prod(input_shape)),)
 
     def forward(self, x: Any, training: bool = False) -> Any:
+        """x (N, d1, d2, ...) -> y (N, d1*d2*...): a view of x, nothing is copied or written."""
         self.check_input(x)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy: Any) -> Any:
+        """dy (N, d1*d2*...) -> dx (N, d1, d2, ...): a view of dy."""
         return dy.reshape((dy.shape[0], *self.input_shape))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy
+import numpy as np
 
 from minicnn import backend
 from minicnn.layers.base import Layer, Shape
@@ -25,12 +25,18 @@ class Dropout(Layer):
 
     Parameters
     ----------
-    rate : fraction to drop, 0 <= rate < 1.
-    seed : seed of the masks; a Sequential model sets it from its own seed when left None.
+    rate : float
+        Fraction of the inputs to drop, 0 <= rate < 1.
+    seed : int, optional
+        Seed of the masks; a Sequential model sets it from its own seed when left None.
+    name : str, optional
+        Unique within a model; by default "dropout", "dropout_1", ...
+    input_shape : tuple, optional
+        Only for a model's first layer.
     """
 
     def __init__(self, rate: float, seed: int | None = None, name: str | None = None,
-                 input_shape: Shape | None = None) -> None:
+                 input_shape: Shape | int | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
@@ -38,7 +44,7 @@ class Dropout(Layer):
         self.seed = seed
         self.calls = 0  # training forward passes so far; with the seed it fixes the next mask
 
-    def build(self, input_shape: Shape, rng: numpy.random.Generator | None = None) -> Shape:
+    def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> Shape:
         if self.seed is None:
             self.seed = int(rng.integers(2**31)) if rng is not None else 0
         return super().build(input_shape, rng)

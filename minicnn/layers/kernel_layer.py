@@ -2,20 +2,19 @@
 
 Both compute z = (x combined with a kernel) + bias and then an activation, y = a(z).
 This class holds that shared part: the kernel and bias parameters with their
-initialisers, the optional fused activation, and the chain rule through it:
+initialisers, the optional fused activation, and the first step of the chain rule
+through it, dL/dz = dL/dy * a'(z). Each layer's own ``backward(dy)`` takes that
+step and then does its own math in ``backward_from_dz(dz)``.
 
-    backward(dy):  dz = a'(z) * dy   (the activation's backward)
-                   then backward_before_activation(dz), the layer's own math.
-
-A model whose last layer is sigmoid feeding binary cross-entropy skips a'(z)
-and calls ``backward_before_activation`` directly with the fused gradient.
+A model whose last layer is a sigmoid feeding binary cross-entropy skips a'(z):
+the loss hands it dL/dz directly, and it calls ``backward_from_dz``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import numpy
+import numpy as np
 
 from minicnn import initializers
 from minicnn.layers import activations
@@ -26,7 +25,7 @@ class KernelLayer(Layer):
     """Base of layers with a ``kernel``, a ``bias`` and an optional fused activation."""
 
     def __init__(self, activation: str | None, kernel_initializer: str, bias_initializer: str,
-                 name: str | None = None, input_shape: Shape | None = None) -> None:
+                 name: str | None = None, input_shape: Shape | int | None = None) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.activation_name = activation
         self.activation = activations.get(activation)
@@ -35,22 +34,24 @@ class KernelLayer(Layer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
-    def create_parameters(self, kernel_shape: tuple[int, ...], rng: numpy.random.Generator | None) -> None:
+    def create_parameters(self, kernel_shape: tuple[int, ...], rng: np.random.Generator | None) -> None:
         """params["kernel"] of ``kernel_shape`` and params["bias"] of its last axis, from the initialisers."""
-        rng = rng if rng is not None else numpy.random.default_rng(0)
+        rng = rng if rng is not None else np.random.default_rng(0)
         self.params["kernel"] = self.kernel_initializer(kernel_shape, rng, self.dtype)
         self.params["bias"] = self.bias_initializer((kernel_shape[-1],), rng, self.dtype)
 
-    def backward(self, dy: Any) -> Any:
-        """dy -> dx; fills grads["kernel"] and grads["bias"].
+    def activation_backward(self, dy: Any) -> Any:
+        """dL/dz = dL/dy * a'(z), the gradient at the pre-activation output z (same shape as dy).
 
-        With activation="relu", ``dy`` is overwritten (it becomes dL/dz); pass a copy to keep it.
+        In a model's fast mode the model owns ``dy`` and nobody reads it afterwards, so a
+        ReLU may write dL/dz into it; called directly, ``dy`` stays untouched.
         """
-        # dy is the next layer's backward output, used by no one else: ReLU reuses it for dz
-        return self.backward_before_activation(self.activation.backward_in_place(dy))
+        if self.reuse_memory:
+            return self.activation.backward_in_place(dy)
+        return self.activation.backward(dy)
 
-    def backward_before_activation(self, dz: Any) -> Any:
-        """Backward from dz = dL/dz, the gradient at the pre-activation output z."""
+    def backward_from_dz(self, dz: Any) -> Any:
+        """The layer's own backward, from dz = dL/dz: fills grads and returns dL/dx (or None)."""
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:

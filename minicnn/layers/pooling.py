@@ -20,8 +20,7 @@ from typing import Any
 
 from minicnn import backend
 from minicnn.im2col import output_size
-from minicnn.layers.base import Layer, Shape
-from minicnn.layers.conv import as_pair
+from minicnn.layers.base import Layer, Shape, as_pair
 
 
 class MaxPool2D(Layer):
@@ -29,8 +28,14 @@ class MaxPool2D(Layer):
 
     Parameters
     ----------
-    pool_size : int or (PH, PW), default 2.
-    strides : int or (SH, SW); default pool_size (non-overlapping windows).
+    pool_size : int or tuple of two ints, default 2
+        Window size (PH, PW).
+    strides : int or tuple of two ints, optional
+        Step (SH, SW) between two windows; by default ``pool_size`` (windows do not overlap).
+    name : str, optional
+        Unique within a model; by default "max_pool2d", "max_pool2d_1", ...
+    input_shape : tuple (H, W, C), optional
+        Only for a model's first layer.
     """
 
     def __init__(
@@ -38,7 +43,7 @@ class MaxPool2D(Layer):
         pool_size: int | tuple[int, int] = 2,
         strides: int | tuple[int, int] | None = None,
         name: str | None = None,
-        input_shape: Shape | None = None,
+        input_shape: Shape | int | None = None,
     ) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.pool_size = as_pair(pool_size, "MaxPool2D pool_size")
@@ -73,8 +78,7 @@ class MaxPool2D(Layer):
         xp = backend.array_module()
         offsets = self.window_offsets()
         first = x[self.window_slice(*offsets[0])]
-        # A kept buffer, like Conv2D's output: valid until this layer's next forward.
-        y = self.buffer("output", first.shape, x.dtype)
+        y = self.array("output", first.shape, x.dtype)
         y[...] = first
         for i, j in offsets[1:]:
             xp.maximum(y, x[self.window_slice(i, j)], out=y)
@@ -86,14 +90,14 @@ class MaxPool2D(Layer):
     def backward(self, dy: Any) -> Any:
         """dy (N, OH, OW, C) -> dx (N, H, W, C): each dy goes to its window's first winner."""
         xp = backend.array_module()
-        dx = self.buffer("input_gradient", self.x.shape, dy.dtype)
+        dx = self.array("input_gradient", self.x.shape, dy.dtype)
         dx[...] = 0  # elements that win no window (and dropped odd edges) get no gradient
         # Windows tile the image without overlap when strides >= pool_size; then every x
         # element belongs to at most one window and we can write dx directly.
         overlapping = self.strides[0] < self.pool_size[0] or self.strides[1] < self.pool_size[1]
-        taken = self.buffer("taken", self.y.shape, bool)  # windows whose winner was already found
+        taken = self.array("taken", self.y.shape, bool)  # windows whose winner was already found
         taken[...] = False
-        winner = self.buffer("winner", self.y.shape, bool)
+        winner = self.array("winner", self.y.shape, bool)
         for i, j in self.window_offsets():
             window = self.window_slice(i, j)
             xp.equal(self.x[window], self.y, out=winner)

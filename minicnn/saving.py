@@ -1,0 +1,83 @@
+"""Saving and loading models and checkpoints (the file format itself is in :mod:`minicnn.io`).
+
+* ``save_model``: everything needed to resume training exactly: the architecture, the
+  weights, the optimiser state, each layer's state (Dropout's mask counter), the
+  completed epochs, the position inside an interrupted epoch, and the history.
+* ``save_weights`` / ``load_weights``: the parameters only (plus the architecture, so
+  a file that does not fit is refused with the names that differ).
+* ``load_model``: rebuild a model from a file written by ``save_model``.
+
+Every write is atomic; files written by earlier versions of minicnn keep loading.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from minicnn import io
+from minicnn.callbacks import History
+from minicnn.model import Sequential
+
+
+def model_arrays(model: Sequential) -> dict[str, np.ndarray]:
+    """The entries every minicnn model file has: format, config and ``weights/<layer>/<param>``."""
+    arrays = {"format": np.array(io.FORMAT), "config": io.encode_json(model.get_config())}
+    arrays.update({f"weights/{name}": value for name, value in model.get_named_weights().items()})
+    return arrays
+
+
+def save_weights(model: Sequential, path: str | Path) -> Path:
+    """Write the parameters (and the architecture, for checking) to ``path`` atomically."""
+    return io.write_npz_atomic(path, model_arrays(model))
+
+
+def load_weights(model: Sequential, path: str | Path) -> None:
+    """Load parameters written by save_weights/save_model; names and shapes must match ``model``."""
+    arrays = io.read_npz(path)
+    weights = {key[len("weights/"):]: value for key, value in arrays.items() if key.startswith("weights/")}
+    model.set_named_weights(weights, source=f"weights in {path}")
+
+
+def save_model(model: Sequential, path: str | Path, include_optimizer: bool = True) -> Path:
+    """Write everything needed to resume training exactly to ``path`` atomically."""
+    arrays = model_arrays(model)
+    arrays["state"] = io.encode_json({layer.name: layer.get_state() for layer in model.layers})
+    history = model.history.history if model.history is not None else {}
+    arrays["training"] = io.encode_json({"completed_epochs": model.completed_epochs, "history": history,
+                                         "partial_epoch": model.partial_epoch})
+    if include_optimizer and model.optimizer is not None:
+        arrays.update({f"optimizer/{key}": np.asarray(value) for key, value in model.optimizer.get_state().items()})
+    return io.write_npz_atomic(path, arrays)
+
+
+def load_model(path: str | Path) -> Sequential:
+    """Rebuild a model saved with :func:`save_model`, with its optimiser and training state when present."""
+    arrays = io.read_npz(path)
+    try:
+        model = Sequential.from_config(io.decode_json(arrays["config"]))
+    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        raise io.ModelFileError(f"{path}: the saved architecture cannot be read ({error!r})") from error
+    load_weights(model, path)
+    if "state" in arrays:
+        states = io.decode_json(arrays["state"])
+        for layer in model.layers:
+            layer.set_state(states.get(layer.name, {}))
+    if "training" in arrays:
+        restore_training_state(model, io.decode_json(arrays["training"]))
+    optimizer_state = {key[len("optimizer/"):]: value for key, value in arrays.items() if key.startswith("optimizer/")}
+    if optimizer_state and model.optimizer is not None:
+        model.optimizer.set_state(optimizer_state)
+    return model
+
+
+def restore_training_state(model: Sequential, training: dict[str, Any]) -> None:
+    """Completed epochs, the position inside an interrupted epoch, and the history."""
+    model.completed_epochs = int(training["completed_epochs"])
+    model.partial_epoch = training.get("partial_epoch")
+    model.history = History()
+    model.history.history = training["history"]
+    model.history.epoch = list(range(len(next(iter(training["history"].values()), []))))

@@ -1,0 +1,68 @@
+"""The model summary: Keras's table of layers, and a memory report for one training step.
+
+Used by :meth:`minicnn.Sequential.summary`; works on any built model (it only reads
+each layer's ``describe()``, shapes, parameter count and ``workspace_bytes``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+
+def format_bytes(size: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    raise AssertionError("unreachable")
+
+
+def summary_text(model: Any, batch_size: int | None = None) -> str:
+    """The table Layer (type) | Output Shape | Param #, plus a memory report when ``batch_size`` is given."""
+    itemsize = np.dtype(model.dtype).itemsize
+    columns = [("Layer (type)", 29), ("Output Shape", 26), ("Param #", 12)]
+    if batch_size:
+        columns += [("Params", 12), ("Output", 12), ("Workspace", 12)]
+    width = sum(size for _, size in columns)
+    lines = [f'Model: "{model.name}"', "_" * width, "".join(title.ljust(size) for title, size in columns), "=" * width]
+    for index, layer in enumerate(model.layers):
+        cells = [layer.describe(), f"(None, {', '.join(map(str, layer.output_shape))})", f"{layer.count_params():,}"]
+        if batch_size:
+            cells += [
+                format_bytes(layer.count_params() * itemsize),
+                format_bytes(batch_size * math.prod(layer.output_shape) * itemsize),
+                format_bytes(layer.workspace_bytes(batch_size)),
+            ]
+        lines.append("".join(cell.ljust(size) for cell, (_, size) in zip(cells, columns)))
+        lines.append("=" * width if index == len(model.layers) - 1 else "_" * width)
+    total = model.count_params()
+    lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0"]
+    if batch_size:
+        lines += ["", f"Memory estimate for one training step at batch size {batch_size} ({model.dtype}):"]
+        lines += [f"  {label:<46}{format_bytes(size):>12}" for label, size in memory_estimate(model, batch_size).items()]
+    return "\n".join(lines)
+
+
+def memory_estimate(model: Any, batch_size: int) -> dict[str, int]:
+    """Bytes for one training step with Adam, by kind. An estimate: NumPy's own temporaries come on top."""
+    itemsize = np.dtype(model.dtype).itemsize
+    parameters = model.count_params() * itemsize
+    outputs = sum(batch_size * math.prod(layer.output_shape) * itemsize for layer in model.layers)
+    # In training every layer but the first returns dL/dx, the size of its input; the large
+    # layers keep that array as a buffer from step to step, so all of them count, not just the largest.
+    input_gradients = sum(batch_size * math.prod(layer.input_shape) * itemsize for layer in model.layers[1:])
+    estimate = {
+        "weights": parameters,
+        "gradients": parameters,
+        "optimizer state (Adam: 2 per weight)": 2 * parameters,
+        "input batch": batch_size * math.prod(model.input_shape) * itemsize,
+        "layer outputs kept for backward": outputs,
+        "input gradients (dL/dx of every layer)": input_gradients,
+        "im2col workspace (shared by all Conv2D)": max(layer.workspace_bytes(batch_size) for layer in model.layers),
+    }
+    estimate["total"] = sum(estimate.values())
+    return estimate
