@@ -13,7 +13,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-import numpy
+import numpy as np
 
 
 class Callback:
@@ -89,7 +89,7 @@ class EarlyStopping(Callback):
         self.tracker = Monitor(monitor, mode, min_delta)
         self.patience = patience
         self.restore_best_weights = restore_best_weights
-        self.best_weights: dict[str, numpy.ndarray] | None = None
+        self.best_weights: list[np.ndarray] | None = None
         self.best_epoch = -1
         self.stopped_epoch: int | None = None
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import numpy
+import numpy as np
 
 from minicnn import backend
 
@@ -41,22 +41,22 @@ class GradientReport:
         return "gradient check (float64 central differences)\n" + "\n".join(rows)
 
 
-def relative_error(analytic: numpy.ndarray, numeric: numpy.ndarray) -> float:
+def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     """max |a - n| / max(max |a|, max |n|): the error relative to the gradient's own scale.
 
     Comparing element by element would blow up where both values are ~0 (pure rounding noise).
     """
-    scale = max(numpy.abs(analytic).max(initial=0.0), numpy.abs(numeric).max(initial=0.0))
+    scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0))
     if scale == 0.0:
         return 0.0
-    return float(numpy.abs(analytic - numeric).max() / scale)
+    return float(np.abs(analytic - numeric).max() / scale)
 
 
-def numerical_gradient(f: Callable[[], float], array: Any, step: float = 1e-6) -> numpy.ndarray:
+def numerical_gradient(f: Callable[[], float], array: Any, step: float = 1e-6) -> np.ndarray:
     """dF/darray by central differences, perturbing ``array`` in place one element at a time."""
     if not array.flags.c_contiguous:
         raise ValueError("numerical_gradient perturbs the array through a flat view; pass a contiguous array")
-    gradient = numpy.zeros(array.shape)
+    gradient = np.zeros(array.shape)
     flat = array.reshape(-1)  # a view (the array is contiguous): writing into it changes ``array``
     for index in range(flat.size):
         original = float(flat[index])
@@ -84,14 +84,16 @@ def check_layer(layer: Any, x: Any, training: bool = False, seed: int = 0, step:
                         "call backend.set_default_dtype('float64') before building the layer")
     state = layer.get_state()
     output = layer.forward(x, training=training)
-    upstream = backend.to_device(numpy.random.default_rng(seed).standard_normal(output.shape))
+    upstream = backend.to_device(np.random.default_rng(seed).standard_normal(output.shape))
 
     def loss() -> float:
         layer.set_state(state)
         return float((layer.forward(x, training=training) * upstream).sum())
 
     loss()  # the analytic backward must see the same forward state as the numeric passes
-    analytic = {"input": backend.to_numpy(layer.backward(upstream.copy()))}
+    # upstream goes in as it is: a layer never writes into dy, and one that did would fail here,
+    # because the numerical passes below read upstream again.
+    analytic = {"input": backend.to_numpy(layer.backward(upstream)).copy()}
     analytic.update({name: backend.to_numpy(grad).copy() for name, grad in layer.grads.items()})
     report = GradientReport()
     report.errors["input"] = relative_error(analytic["input"], numerical_gradient(loss, x, step))

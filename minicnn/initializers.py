@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-import numpy
+import numpy as np
 
 from minicnn import backend
 
@@ -21,32 +21,32 @@ def fans(shape: tuple[int, ...]) -> tuple[int, int]:
     Conv kernel (KH, KW, C_in, C_out): each input/output channel sees KH*KW weights,
     so fan_in = KH*KW*C_in and fan_out = KH*KW*C_out.
     """
-    receptive_field = int(numpy.prod(shape[:-2])) if len(shape) > 2 else 1
+    receptive_field = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
     return shape[-2] * receptive_field, shape[-1] * receptive_field
 
 
-def glorot_uniform(shape: tuple[int, ...], rng: numpy.random.Generator, dtype: str) -> Any:
+def glorot_uniform(shape: tuple[int, ...], rng: np.random.Generator, dtype: str) -> Any:
     """Uniform in [-limit, limit] with limit = sqrt(6 / (fan_in + fan_out)) (Keras's default)."""
     fan_in, fan_out = fans(shape)
-    limit = numpy.sqrt(6.0 / (fan_in + fan_out))
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
     return backend.to_device(rng.uniform(-limit, limit, size=shape).astype(dtype))
 
 
-def he_normal(shape: tuple[int, ...], rng: numpy.random.Generator, dtype: str) -> Any:
+def he_normal(shape: tuple[int, ...], rng: np.random.Generator, dtype: str) -> Any:
     """Normal with std = sqrt(2 / fan_in), truncated at 2 std as in Keras; suits ReLU networks."""
     fan_in, _ = fans(shape)
-    std = numpy.sqrt(2.0 / fan_in)
+    std = np.sqrt(2.0 / fan_in)
     # Keras's truncated normal: redraw values beyond 2 std. The 0.8796 undoes the
     # variance lost by truncation so the final std is still sqrt(2 / fan_in).
     values = rng.standard_normal(size=shape)
-    outside = numpy.abs(values) > 2.0
+    outside = np.abs(values) > 2.0
     while outside.any():
         values[outside] = rng.standard_normal(size=int(outside.sum()))
-        outside = numpy.abs(values) > 2.0
+        outside = np.abs(values) > 2.0
     return backend.to_device((values * std / 0.87962566103423978).astype(dtype))
 
 
-def zeros(shape: tuple[int, ...], rng: numpy.random.Generator, dtype: str) -> Any:
+def zeros(shape: tuple[int, ...], rng: np.random.Generator, dtype: str) -> Any:
     """All zeros (Keras's default for biases)."""
     return backend.array_module().zeros(shape, dtype=dtype)
 
