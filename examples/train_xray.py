@@ -9,38 +9,63 @@ epochs. It reports 92.1 % test accuracy.
     python examples/train_xray.py --data path/to/coronahack --out runs/study
     python examples/train_xray.py --demo     # under a minute, on the 72-image sample shipped with minicnn
 
+The network outputs P(Normal); an X-ray is called Normal when P(Normal) > --threshold
+(0.5). The test metrics count Pneumonia, the disease, as the positive class.
+
 Everything lands in --out: history.csv, curves.png, checkpoint.npz (every epoch),
 best.npz (lowest val_loss), and on the test split metrics.json,
-confusion_matrix.png, roc.png and predictions.png. --resume continues an
-interrupted run exactly; Ctrl-C saves a checkpoint first.
+confusion_matrix.png, roc.png and predictions.png. metrics.json describes the
+final weights (checkpoint.npz), as the study reports them, and best.npz in its
+"best" section. --resume continues an interrupted run exactly; Ctrl-C saves a
+checkpoint first, and so does a spent --time-budget.
+
+Every option is checked before any image is decoded or any folder created: a
+wrong one gets one line, "error: ...", and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
+import io
 import json
+import math
 import os
+import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, NoReturn
 
 import numpy as np
 
 import minicnn as mc
 from minicnn import backend, layers, losses, optimizers
-from minicnn.callbacks import CSVLogger, InterruptAtBatchEnd, ModelCheckpoint
-from minicnn.data import Batches, ImageAugmenter, load_split, rescale, sample_path, stratified_split
-from minicnn.data.xray import CLASS_NAMES
-from minicnn.metrics import classification_report
+from minicnn.callbacks import Callback, InterruptAtBatchEnd, ModelCheckpoint
+from minicnn.data import Batches, ImageAugmenter, rescale, sample_path
+from minicnn.data.xray import (
+    CLASS_NAMES,
+    XrayDataset,
+    detect_layout,
+    first_of_each_class,
+    load_split,
+    read_metadata,
+    stratified_split,
+)
+from minicnn.io import ModelFileError, write_atomic
+from minicnn.metrics import classification_report, format_metric
 from minicnn.plots import plot_confusion_matrix, plot_history, plot_prediction_grid, plot_roc
 
 # Four (3x3 valid conv, 2x2 pool) stages shrink s to floor((s - 2) / 2) each; 46 is the
 # smallest size that still leaves one pixel after the fourth stage (46 -> 22 -> 10 -> 4 -> 1).
 MIN_IMAGE_SIZE = 46
+# Far above the study's 300; beyond it one batch of activations no longer fits a normal machine.
+MAX_IMAGE_SIZE = 1024
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 KAGGLE_HELP = """\
-No X-ray data found. Get the Kaggle "CoronaHack - Chest X-Ray-Dataset":
+Get the Kaggle "CoronaHack - Chest X-Ray-Dataset":
   1. download it from https://www.kaggle.com/datasets/praveengovi/coronahack-chest-xraydataset
      (or: kaggle datasets download -d praveengovi/coronahack-chest-xraydataset)
   2. unzip it so that one folder holds Chest_xray_Corona_Metadata.csv next to train/ and test/
@@ -54,9 +79,70 @@ To try the pipeline first, without a download: python examples/train_xray.py --d
 DEMO_SETTINGS = {"image_size": 64, "epochs": 30, "batch_size": 8, "out": Path("runs/demo")}
 STUDY_SETTINGS = {"image_size": 300, "epochs": 60, "batch_size": 32, "out": Path("runs/xray")}
 
+# What each numeric option accepts: (int or float, the test, what is allowed, in words).
+# parse_args checks them all right after parsing, so a typo costs nothing and leaves nothing behind.
+NUMBER_OPTIONS: dict[str, tuple[type, Callable[[Any], bool], str]] = {
+    "epochs": (int, lambda n: n >= 1, "must be a whole number of at least 1"),
+    "batch_size": (int, lambda n: n >= 1, "must be a whole number of at least 1"),
+    "learning_rate": (float, lambda x: 0 < x < math.inf, "must be a number greater than 0"),
+    "val_split": (float, lambda x: 0 <= x < 1, "must be a fraction from 0 (no validation) up to, not including, 1"),
+    "limit": (int, lambda n: n >= 1, "must be a whole number of at least 1"),
+    "image_size": (int, lambda n: MIN_IMAGE_SIZE <= n <= MAX_IMAGE_SIZE,
+                   f"must be a whole number from {MIN_IMAGE_SIZE} (the smallest the study's four conv/pool "
+                   f"stages allow) to {MAX_IMAGE_SIZE}"),
+    "threshold": (float, lambda x: 0 < x < 1, "must be a probability strictly between 0 and 1"),
+    "seed": (int, lambda n: n >= 0, "must be a whole number of at least 0"),
+    "time_budget": (float, lambda x: 0 < x < math.inf, "must be a number of seconds greater than 0"),
+}
+# The options that shape the training arithmetic besides the image size and the seed (which the
+# checkpoint itself records): a resumed run must use the same ones, or it is not the same run.
+RESUME_SETTINGS = ("batch_size", "learning_rate", "val_split", "limit", "no_augment", "class_weight")
+SETTINGS_FILE = "settings.json"
+
+
+# ----------------------------------------------------------------------------
+# Wrong input: one line, exit status 2
+# ----------------------------------------------------------------------------
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with status 2, the convention for a wrong command line."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """argparse's parser, but a wrong input gets one line, not the whole usage text above it."""
+
+    def error(self, message: str) -> NoReturn:
+        fail(message)
+
+
+def flag(name: str) -> str:
+    """The command-line spelling of an option: "batch_size" -> "--batch-size"."""
+    return "--" + name.replace("_", "-")
+
+
+# ----------------------------------------------------------------------------
+# The model
+# ----------------------------------------------------------------------------
+
 
 def build_study_model(image_size: int = 300, seed: int = 0) -> mc.Sequential:
-    """The study's network: four Conv2D/MaxPool2D stages, Dropout(0.5), Dense(512), Dense(1, sigmoid)."""
+    """The study's network: four Conv2D/MaxPool2D stages, Dropout(0.5), Dense(512), Dense(1, sigmoid).
+
+    Parameters
+    ----------
+    image_size : int
+        Side of the square grayscale input, at least 46.
+    seed : int
+        Fixes the initial weights and the dropout masks.
+
+    Returns
+    -------
+    mc.Sequential
+        Built, not compiled. Its output is P(Normal), the probability of label 1.
+    """
     if image_size < MIN_IMAGE_SIZE:
         raise ValueError(
             f"--image-size {image_size} is too small for the study's four conv/pool stages: "
@@ -78,50 +164,227 @@ def build_study_model(image_size: int = 300, seed: int = 0) -> mc.Sequential:
     ], seed=seed)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--data", type=Path, help="CoronaHack or Kermany folder (default: $MINICNN_DATA, "
-                        "then data/coronahack)")
-    parser.add_argument("--backend", choices=backend.BACKENDS, default="numpy")
+# ----------------------------------------------------------------------------
+# Options
+# ----------------------------------------------------------------------------
+
+
+def build_parser() -> OneLineErrorParser:
+    """The options, with the study's defaults; ``(default: ...)`` is written once, in each help text."""
+    study = STUDY_SETTINGS
+    parser = OneLineErrorParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, metavar="DIR",
+                        help="CoronaHack or Kermany folder (default: $MINICNN_DATA, then data/coronahack)")
     parser.add_argument("--demo", action="store_true",
-                        help="a one-minute demonstration on the 72-image sample shipped with minicnn "
-                        "(--image-size 64, --epochs 30, --batch-size 8, --out runs/demo unless given)")
-    parser.add_argument("--epochs", type=int, help="default: 60 (the study)")
-    parser.add_argument("--batch-size", type=int, help="default: 32 (the study)")
-    parser.add_argument("--learning-rate", type=float, default=1e-4)
-    parser.add_argument("--image-size", type=int, help="default: 300 (the study)")
-    parser.add_argument("--val-split", type=float, default=0.2, help="fraction of train held out, stratified")
+                        help="a one-minute demonstration on the 72-image sample shipped with minicnn; it changes "
+                        "the defaults to --image-size 64, --epochs 30, --batch-size 8, --out runs/demo")
+    parser.add_argument("--out", type=Path, default=study["out"], metavar="DIR",
+                        help="output folder (default: %(default)s)")
+    parser.add_argument("--backend", choices=backend.BACKENDS, default="numpy",
+                        help="numpy (CPU) or cupy (GPU) (default: %(default)s)")
+    # The numbers are read as text here and converted and checked by check_numbers(), so that
+    # every wrong value gets the same kind of message: "--epochs 0: must be ...".
+    parser.add_argument("--epochs", default=study["epochs"], metavar="N",
+                        help="train until N epochs are done (default: %(default)s, the study's)")
+    parser.add_argument("--batch-size", default=study["batch_size"], metavar="N",
+                        help="images per training step (default: %(default)s)")
+    parser.add_argument("--learning-rate", default=1e-4, metavar="X", help="Adam's step size (default: %(default)s)")
+    parser.add_argument("--image-size", default=study["image_size"], metavar="N",
+                        help=f"side of the square grayscale images, {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} "
+                        "(default: %(default)s)")
+    parser.add_argument("--val-split", default=0.2, metavar="X",
+                        help="fraction of the training images held out for validation, stratified, in [0, 1) "
+                        "(default: %(default)s)")
     parser.add_argument("--no-augment", action="store_true", help="train without random rotation/shift/zoom")
     parser.add_argument("--class-weight", choices=["balanced"], help="weigh classes by inverse frequency")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="output folder (default: runs/xray)")
-    parser.add_argument("--resume", action="store_true", help="continue from --out/checkpoint.npz")
-    parser.add_argument("--limit", type=int, help="use only the first N images of each split (quick runs)")
-    parser.add_argument("--threshold", type=float, default=0.5, help="P(Normal) above which we say Normal")
+    parser.add_argument("--seed", default=0, metavar="N",
+                        help="fixes the weights, the validation split, shuffling and augmentation "
+                        "(default: %(default)s)")
+    parser.add_argument("--limit", metavar="N", help="use only the first N images of each split (quick runs)")
+    parser.add_argument("--threshold", default=0.5, metavar="P",
+                        help="P(Normal) above which an X-ray is called Normal (default: %(default)s)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the run whose checkpoint.npz is in --out (an error if there is none)")
+    parser.add_argument("--time-budget", metavar="SECONDS",
+                        help="stop training after this much wall-clock time (counted once the data is loaded), "
+                        "save a checkpoint and still evaluate; the result is marked partial")
+    return parser
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parse and check the options; a wrong one exits with status 2 before anything else happens.
+
+    Only the options themselves are checked here; :func:`main` then checks what they point to
+    (the data folder, --out, the checkpoint), still before decoding or writing anything.
+    """
+    parser = build_parser()
     args = parser.parse_args(argv)
-    settings = DEMO_SETTINGS if args.demo else STUDY_SETTINGS
-    for key, value in settings.items():  # options given on the command line win
-        if getattr(args, key) is None:
-            setattr(args, key, value)
     if args.demo:
         if args.data is not None:
             parser.error("--demo trains on the bundled sample; leave out --data")
+        # Parse again with the demo's defaults: options given on the command line still win.
+        parser.set_defaults(**DEMO_SETTINGS)
+        args = parser.parse_args(argv)
         args.data = sample_path()
+    check_numbers(args)
     return args
 
 
+def check_numbers(args: argparse.Namespace) -> None:
+    """Convert every numeric option to its type and check it against :data:`NUMBER_OPTIONS`."""
+    for name, (kind, allowed, what_is_allowed) in NUMBER_OPTIONS.items():
+        value = getattr(args, name)
+        if value is None:  # an optional number that was not given (--limit, --time-budget)
+            continue
+        try:
+            number = kind(value)
+        except ValueError:
+            number = None
+        if number is None or not allowed(number):  # NaN fails every comparison, so it lands here too
+            fail(f"{flag(name)} {value}: {what_is_allowed}")
+        setattr(args, name, number)
+
+
+# ----------------------------------------------------------------------------
+# What the options point to: checked before any image is decoded or any file written
+# ----------------------------------------------------------------------------
+
+
 def find_data_dir(requested: Path | None) -> Path:
-    """--data, else $MINICNN_DATA, else data/coronahack; exit with instructions when none exists."""
-    candidates = [requested] if requested else [Path(p) for p in (os.environ.get("MINICNN_DATA"), "data/coronahack") if p]
+    """--data, else $MINICNN_DATA, else data/coronahack.
+
+    A --data that does not exist is a wrong input (exit 2); finding no data at all when none
+    was named exits with the instructions for downloading it.
+    """
+    if requested is not None:
+        if not requested.exists():
+            fail(f"--data {requested}: no such folder")
+        if not requested.is_dir():
+            fail(f"--data {requested}: is a file; give the folder that holds train/ and test/")
+        return requested
+    candidates = [Path(p) for p in (os.environ.get("MINICNN_DATA"), "data/coronahack") if p]
     for candidate in candidates:
         if candidate.is_dir():
             return candidate
     tried = ", ".join(str(c) for c in candidates)
-    sys.exit(f"{KAGGLE_HELP}\n(looked in: {tried})")
+    fail(f"no --data given, and no X-ray data found in the default places (looked in: {tried}).\n{KAGGLE_HELP}")
 
 
-def training_transform(augment: bool):
+def usable_labels(data_dir: Path, split: str, limit: int | None) -> np.ndarray:
+    """The labels of the images ``load_split`` will try to decode, read from the listing alone.
+
+    The same rows load_split keeps: a known label, a file listed once, a file that exists;
+    then --limit. No image is opened, so this is quick even for the full data set.
+    """
+    frame = read_metadata(data_dir, split)
+    frame = frame[frame["label"] >= 0].drop_duplicates("file")
+    labels = frame["label"].to_numpy()[[os.path.isfile(path) for path in frame["path"]]]
+    if limit is not None and len(labels):
+        labels = labels[first_of_each_class(labels, limit)]
+    return labels
+
+
+def check_data(data_dir: Path, args: argparse.Namespace) -> None:
+    """Refuse a folder that is not X-ray data, or options that leave no image to train or test on."""
+    try:
+        detect_layout(data_dir)
+        train_labels = usable_labels(data_dir, "train", args.limit)
+        test_labels = usable_labels(data_dir, "test", args.limit)
+    except (FileNotFoundError, ValueError) as error:  # a wrong layout or an unusable CSV
+        fail(f"--data {data_dir}: {error}")
+    for split, labels in (("train", train_labels), ("test", test_labels)):
+        if len(labels) == 0:
+            fail(f"--data {data_dir}: the {split} split lists no image file that exists")
+    train_index, _ = stratified_split(train_labels, args.val_split, seed=args.seed)
+    if len(train_index) == 0:
+        limited = f" (of --limit {args.limit})" if args.limit is not None else ""
+        fail(f"--val-split {args.val_split}: holds out all {len(train_labels)} training images{limited}, "
+             "leaving none to train on; lower --val-split or raise --limit")
+
+
+def check_out_folder(out: Path) -> None:
+    """--out must be a folder we can create or write into."""
+    if out.exists() and not out.is_dir():
+        fail(f"--out {out}: is a file, not a folder")
+    existing = out
+    while not existing.exists():  # the nearest folder that exists, where ours would be created
+        existing = existing.parent
+    if not os.access(existing, os.W_OK):
+        fail(f"--out {out}: cannot write in {existing} (no permission)")
+
+
+def use_backend(name: str) -> None:
+    """Switch to the backend now, so a missing GPU is reported before an hour of decoding."""
+    try:
+        backend.set_backend(name)
+    except backend.BackendError as error:
+        if importlib.util.find_spec("cupy") is None:
+            fail(f"--backend {name}: CuPy is not installed. From a checkout, install it with "
+                 'pip install -e ".[gpu]" (CuPy for CUDA 12), or run on the CPU with --backend numpy')
+        # CuPy is there but CUDA is not usable: the library's message says why.
+        fail(f"--backend {name}: {error} On the command line, --backend numpy runs on the CPU.")
+
+
+def architecture(model: mc.Sequential) -> dict[str, Any]:
+    """The model's config without its compile settings: what a checkpoint must share to be resumed."""
+    config = {key: value for key, value in model.get_config().items() if key != "compile"}
+    return json.loads(json.dumps(config))  # tuples and lists compare alike once both are JSON
+
+
+def as_option(name: str, value: Any) -> str:
+    """A setting as it is spelled on the command line: "--batch-size 32", "--no-augment", "no --limit"."""
+    if value is None or value is False:
+        return f"no {flag(name)}"
+    return flag(name) if value is True else f"{flag(name)} {value}"
+
+
+def load_checkpoint(args: argparse.Namespace) -> mc.Sequential:
+    """The checkpoint in --out, refused (exit 2) unless it is the run these options describe.
+
+    Only the model file and settings.json are read, so a mismatch costs no decoding.
+    """
+    path = args.out / "checkpoint.npz"
+    if not path.is_file():
+        fail(f"--resume: no checkpoint in {args.out} (looked for {path}); check --out, "
+             "or leave out --resume to start a fresh run")
+    try:
+        model = mc.load_model(path)
+    except ModelFileError as error:
+        fail(f"--resume: {error}")
+    expected = build_study_model(args.image_size, args.seed)
+    saved, wanted = architecture(model), architecture(expected)
+    if saved.get("input_shape") != wanted["input_shape"]:
+        height, width = saved.get("input_shape", ["?", "?"])[:2]
+        fail(f"--resume: {path} was trained on {height}x{width} images, not --image-size {args.image_size}; "
+             "resume with its image size, or give another --out to start afresh")
+    if saved.get("seed") != wanted["seed"]:
+        fail(f"--resume: {path} was trained with --seed {saved.get('seed')}, not --seed {args.seed}")
+    if saved != wanted:
+        fail(f"--resume: {path} holds a different network from the study's, which this script trains")
+    settings_path = args.out / SETTINGS_FILE
+    if not settings_path.is_file():  # a checkpoint written before settings.json existed
+        print(f"note: {args.out} has no {SETTINGS_FILE}, so the options "
+              f"{', '.join(flag(name) for name in RESUME_SETTINGS)} cannot be checked against the first run's")
+        return model
+    try:
+        saved_settings = json.loads(settings_path.read_text())
+    except (OSError, ValueError) as error:
+        fail(f"--resume: {settings_path} is not readable ({error}); it records the first run's options")
+    changed = [name for name in RESUME_SETTINGS if saved_settings.get(name) != getattr(args, name)]
+    if changed:
+        first_run = ", ".join(as_option(name, saved_settings.get(name)) for name in changed)
+        this_run = ", ".join(as_option(name, getattr(args, name)) for name in changed)
+        fail(f"--resume: the run in {args.out} was started with {first_run}, but this command has {this_run}; "
+             "repeat the first run's options, or give another --out to start afresh")
+    return model
+
+
+# ----------------------------------------------------------------------------
+# Training pieces
+# ----------------------------------------------------------------------------
+
+
+def training_transform(augment: bool) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
     """uint8 batch -> float32 in [0, 1], randomly augmented first when ``augment``."""
     augmenter = ImageAugmenter() if augment else None
 
@@ -135,23 +398,118 @@ def rescale_only(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rescale(images)
 
 
-def write_history_csv(path: Path, history: dict[str, list[float]]) -> None:
-    """Rewrite history.csv from the checkpoint's history (the source of truth when resuming)."""
-    with path.open("w", newline="") as file:
-        writer = csv.writer(file)
+def write_text(path: Path, text: str) -> None:
+    """Write a text file atomically, like every other output (so it also follows the umask)."""
+    write_atomic(path, lambda file: file.write(text.encode()))
+
+
+class HistoryFile(Callback):
+    """Rewrite history.csv after every epoch: one row per epoch done, resumed epochs included.
+
+    Rewriting the whole (small) file atomically, rather than appending a row, means that a
+    crash never leaves half a row, and the file always agrees with the checkpoint saved next.
+    """
+
+    def __init__(self, path: Path, history: dict[str, list[float]], epochs_done: int) -> None:
+        self.path = path
+        self.rows = [[epoch + 1, *(history.get(key, [""] * epochs_done)[epoch] for key in HISTORY_COLUMNS[1:])]
+                     for epoch in range(epochs_done)]
+        self.write()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        self.rows.append([epoch + 1, *(logs.get(key, "") for key in HISTORY_COLUMNS[1:])])
+        self.write()
+
+    def write(self) -> None:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
         writer.writerow(HISTORY_COLUMNS)
-        for epoch in range(len(history.get("loss", []))):
-            writer.writerow([epoch + 1, *(history.get(key, [""] * (epoch + 1))[epoch] for key in HISTORY_COLUMNS[1:])])
+        writer.writerows(self.rows)
+        write_text(self.path, text.getvalue())
 
 
-def evaluate_on_test(model: mc.Sequential, test, args: argparse.Namespace) -> dict:
-    """Predict the test split and write metrics.json and the three figures."""
-    source = Batches(test.images, test.labels, batch_size=args.batch_size, shuffle=False,
+class TimeBudgetSpent(Exception):
+    """Raised by :class:`TimeBudget` between two batches, to end ``fit`` early."""
+
+
+class TimeBudget(Callback):
+    """Stop training at the end of the first batch that finds ``seconds`` of wall-clock time spent.
+
+    It stops by raising :class:`TimeBudgetSpent` from ``on_train_batch_end``, as
+    InterruptAtBatchEnd does for Ctrl-C: ``model.stop_training`` is only looked at between
+    epochs, and one epoch of the study takes minutes. At a batch end the weights, the optimiser
+    and ``model.partial_epoch`` agree, so a checkpoint saved then resumes exactly.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.stopped_in_epoch: int | None = None  # 1-based, as printed
+        self.stopped_after_batch: int | None = None
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        self.started = time.monotonic()  # the data is loaded by now: only training counts
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, float]) -> None:
+        if time.monotonic() - self.started >= self.seconds:
+            self.stopped_in_epoch, self.stopped_after_batch = self.epoch + 1, batch + 1
+            raise TimeBudgetSpent
+
+
+def class_counts(labels: np.ndarray) -> str:
+    """'19 Pneumonia, 19 Normal' for an array of 0/1 labels."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(CLASS_NAMES))
+    return ", ".join(f"{counts[label]} {name}" for label, name in CLASS_NAMES.items())
+
+
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """'1 epoch', '2 epochs'; ``words`` for an irregular plural ('batches')."""
+    return f"{count} {word if count == 1 else words or word + 's'}"
+
+
+def weights_age(model: mc.Sequential) -> str:
+    """How far training got: 'after 2 epochs', or 'after 2 epochs and 3 batches of epoch 3'."""
+    text = f"after {plural(model.completed_epochs, 'epoch')}"
+    if model.partial_epoch:
+        batches, epoch = model.partial_epoch["batches"], model.partial_epoch["epoch"] + 1
+        text += f" and {plural(batches, 'batch', 'batches')} of epoch {epoch}"
+    return text
+
+
+# ----------------------------------------------------------------------------
+# Test-set evaluation and the report
+# ----------------------------------------------------------------------------
+
+
+def predict_normal(model: mc.Sequential, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """P(Normal) for each image, (N,)."""
+    source = Batches(images, np.zeros(len(images), dtype=np.uint8), batch_size=batch_size, shuffle=False,
                      transform=rescale_only, prefetch=True)
-    prob_normal = model.predict(source).reshape(-1)
+    return np.asarray(model.predict(source)).reshape(-1)
+
+
+def evaluate_on_test(model: mc.Sequential, test: XrayDataset, args: argparse.Namespace, run: dict[str, Any],
+                     history: dict[str, list[float]]) -> dict[str, Any]:
+    """Evaluate the final weights (and best.npz) on the test split; write metrics.json and the figures.
+
+    The final weights are the study's figures: metrics.json's top level, the confusion matrix,
+    the ROC curve and the prediction grid. best.npz, when there is one, gets the "best" section.
+    """
+    prob_normal = predict_normal(model, test.images, args.batch_size)
     report = classification_report(test.labels, prob_normal, threshold=args.threshold)
-    report["class_names"] = {str(label): name for label, name in CLASS_NAMES.items()}
-    (args.out / "metrics.json").write_text(json.dumps(report, indent=2))
+    metrics = {
+        "weights": {"file": "checkpoint.npz", "which": "final", "epochs_done": model.completed_epochs,
+                    "trained": weights_age(model)},
+        **report,
+        "class_names": {str(label): name for label, name in CLASS_NAMES.items()},
+        "model_output": "P(Normal): an X-ray is predicted Normal when it is above the threshold",
+        "best": evaluate_best(test, args, history),
+        "run": run,
+    }
+    write_text(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+
     matrix = np.array(report["confusion_matrix"]["matrix"])
     plot_confusion_matrix(matrix, report["confusion_matrix"]["labels"], args.out / "confusion_matrix.png")
     if report["roc_auc"] is None:  # a ROC curve needs both classes among the test images
@@ -162,84 +520,196 @@ def evaluate_on_test(model: mc.Sequential, test, args: argparse.Namespace) -> di
     shown = np.random.default_rng(args.seed).permutation(len(test.labels))[:16]
     plot_prediction_grid(test.images[shown], test.labels[shown], prob_normal[shown], args.out / "predictions.png",
                          threshold=args.threshold)
-    return report
+    return metrics
+
+
+def evaluate_best(test: XrayDataset, args: argparse.Namespace,
+                  history: dict[str, list[float]]) -> dict[str, Any] | None:
+    """The "best" section of metrics.json: best.npz on the test split, or None when there is no best.npz."""
+    path = args.out / "best.npz"
+    if not path.is_file():
+        return None
+    best = mc.load_model(path)
+    monitor = "val_loss" if history.get("val_loss") else "loss"
+    epoch = best.completed_epochs
+    values = history.get(monitor, [])
+    report = classification_report(test.labels, predict_normal(best, test.images, args.batch_size),
+                                   threshold=args.threshold)
+    return {"file": "best.npz", "epoch": epoch, "monitor": monitor,
+            "value": values[epoch - 1] if 0 < epoch <= len(values) else None, **report}
+
+
+def figures_line(report: dict[str, Any]) -> str:
+    names = {"accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity",
+             "precision": "precision", "f1": "F1", "roc_auc": "ROC AUC"}
+    return ", ".join(f"{label} {format_metric(report[key])}" for key, label in names.items())
+
+
+def print_report(metrics: dict[str, Any], args: argparse.Namespace) -> None:
+    """Say which weights the numbers describe, what they mean, and where the files are."""
+    print(f"\ntest split, {metrics['n_test']} images; Pneumonia is the positive class; an X-ray is called "
+          f"Normal when P(Normal) > {args.threshold} (n/a: undefined, e.g. no image of a class)")
+    print(f"  final weights (checkpoint.npz, {metrics['weights']['trained']}): "
+          f"metrics.json, confusion_matrix.png, roc.png, predictions.png")
+    print(f"    {figures_line(metrics)}")
+    best = metrics["best"]
+    if best is None:
+        print("  no best.npz: no epoch finished in this run")
+    else:
+        value = "" if best["value"] is None else f" {best['value']:.4f}"
+        print(f"  best weights (best.npz, epoch {best['epoch']}, lowest {best['monitor']}{value}): "
+              "metrics.json's \"best\" section")
+        print(f"    {figures_line(best)}")
+    print(f"outputs in {args.out}")
+
+
+def draw_curves(history: dict[str, list[float]], out: Path) -> None:
+    if history.get("loss"):
+        plot_history(history, out / "curves.png")
+    else:
+        print(f"note: no epoch finished, so {out / 'curves.png'} is not drawn", file=sys.stderr)
+
+
+def run_section(model: mc.Sequential, args: argparse.Namespace, budget: TimeBudget | None) -> dict[str, Any]:
+    """metrics.json's "run": whether training ended early, and how far it got."""
+    stopped = budget.stopped_in_epoch if budget is not None else None
+    return {"partial": model.completed_epochs < args.epochs, "epochs_done": model.completed_epochs,
+            "epochs_planned": args.epochs, "time_budget_s": args.time_budget, "stopped_in_epoch": stopped}
+
+
+# ----------------------------------------------------------------------------
+# The run
+# ----------------------------------------------------------------------------
+
+
+def load_data(data_dir: Path, split: str, args: argparse.Namespace) -> XrayDataset:
+    """Decode one split (or read it from the cache), with progress bars only on a terminal."""
+    return load_split(data_dir, split, image_size=args.image_size, limit=args.limit,
+                      progress=sys.stderr.isatty())
+
+
+def describe_data(train: XrayDataset, train_index: np.ndarray, val_index: np.ndarray, test: XrayDataset,
+                  args: argparse.Namespace) -> None:
+    """Print what the run trains, validates and tests on, per class (validation is held out of train/)."""
+    print(f"  train       {len(train_index):5d} images: {class_counts(train.labels[train_index])}")
+    print(f"  validation  {len(val_index):5d} images: {class_counts(train.labels[val_index])}"
+          f"  (--val-split {args.val_split} of the {len(train.labels)} training images, stratified)")
+    print(f"  test        {len(test.labels):5d} images: {class_counts(test.labels)}")
+
+
+def prepare_out_folder(model: mc.Sequential, args: argparse.Namespace, steps_per_epoch: int) -> None:
+    """Create --out and say how this run relates to what is in it: a resume, or a fresh start."""
+    args.out.mkdir(parents=True, exist_ok=True)
+    checkpoint_path = args.out / "checkpoint.npz"
+    if args.resume:
+        partial = model.partial_epoch
+        if partial:
+            print(f"resuming from {checkpoint_path}: {plural(model.completed_epochs, 'epoch')} done; picking up "
+                  f"epoch {partial['epoch'] + 1} at batch {partial['batches'] + 1} of {steps_per_epoch}")
+        else:
+            print(f"resuming from {checkpoint_path}: {model.completed_epochs} of {args.epochs} epochs done; "
+                  f"picking up at epoch {model.completed_epochs + 1}")
+        return
+    if checkpoint_path.exists():
+        print(f"note: {args.out} holds an earlier run; this fresh run replaces it "
+              "(add --resume to continue that run instead)")
+    # A best.npz from that earlier run would pass for this run's best until this one writes its own.
+    (args.out / "best.npz").unlink(missing_ok=True)
+    settings = {name: getattr(args, name) for name in RESUME_SETTINGS}
+    write_text(args.out / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Train and evaluate; returns the exit status (0, or 1 diverged, 130 Ctrl-C; 2 exits earlier)."""
     args = parse_args(argv)
-    try:
-        backend.set_backend(args.backend)  # fail now, not after an hour of decoding
-        model = build_study_model(args.image_size, args.seed)
-    except (backend.BackendError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    # Everything the options point to is checked first: no decoding, no folder until all is well.
+    use_backend(args.backend)
     data_dir = find_data_dir(args.data)
+    check_data(data_dir, args)
+    check_out_folder(args.out)
+    checkpoint_path = args.out / "checkpoint.npz"
+    if args.resume:
+        model = load_checkpoint(args)
+    else:
+        model = build_study_model(args.image_size, args.seed)
+        model.compile(optimizer=optimizers.Adam(learning_rate=args.learning_rate),
+                      loss=losses.BinaryCrossentropy(), metrics=["accuracy"])
+
     if args.demo:
         print(f"DEMO: {args.epochs} epochs at {args.image_size}x{args.image_size} on the 72-image sample "
               f"shipped with minicnn ({data_dir}).\nThis shows every output of a real run; it is not the study, "
               "whose figures need the full data set (see README).")
-    args.out.mkdir(parents=True, exist_ok=True)
-    checkpoint_path = args.out / "checkpoint.npz"
+    history = model.history.history if model.history is not None else {}
+    if args.resume and model.completed_epochs >= args.epochs:
+        print(f"nothing left to train: {model.completed_epochs} of {args.epochs} epochs done in {checkpoint_path}; "
+              "reporting its metrics (raise --epochs to train on)")
+        test = load_data(data_dir, "test", args)
+        draw_curves(history, args.out)
+        print_report(evaluate_on_test(model, test, args, run_section(model, args, None), history), args)
+        return 0
 
     started = time.perf_counter()
-    try:
-        train = load_split(data_dir, "train", image_size=args.image_size, limit=args.limit)
-        test = load_split(data_dir, "test", image_size=args.image_size, limit=args.limit)
-    except (FileNotFoundError, ValueError) as error:  # a wrong folder or an unusable CSV
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    print(f"data ready in {time.perf_counter() - started:.1f}s: {len(train.labels)} train, {len(test.labels)} test")
+    train = load_data(data_dir, "train", args)
+    test = load_data(data_dir, "test", args)
     train_index, val_index = stratified_split(train.labels, args.val_split, seed=args.seed)
+    if len(train_index) == 0 or len(test.labels) == 0:  # every image of a split unreadable
+        fail(f"--data {data_dir}: no readable image left to {'train' if len(train_index) == 0 else 'test'} on "
+             "(see the lines above)")
+    print(f"data ready in {time.perf_counter() - started:.1f}s from {data_dir}:")
+    describe_data(train, train_index, val_index, test, args)
     train_batches = Batches(train.images[train_index], train.labels[train_index], batch_size=args.batch_size,
                             seed=args.seed, transform=training_transform(not args.no_augment), prefetch=True)
     validation = None
     if len(val_index):
         validation = Batches(train.images[val_index], train.labels[val_index], batch_size=args.batch_size,
                              shuffle=False, transform=rescale_only, prefetch=True)
-
-    initial_epoch = 0
-    if args.resume and checkpoint_path.exists():
-        model = mc.load_model(checkpoint_path)
-        if model.input_shape != (args.image_size, args.image_size, 1):
-            print(f"error: {checkpoint_path} was trained at {model.input_shape}, not --image-size {args.image_size}",
-                  file=sys.stderr)
-            return 2
-        initial_epoch = model.completed_epochs
-        print(f"resuming from {checkpoint_path}: {initial_epoch} epochs done")
-    else:
-        model.compile(optimizer=optimizers.Adam(learning_rate=args.learning_rate),
-                      loss=losses.BinaryCrossentropy(), metrics=["accuracy"])
+    print(f"backend {backend.backend_name()}, dtype {backend.default_dtype()}, images "
+          f"{args.image_size}x{args.image_size} grayscale, batch {args.batch_size} "
+          f"({len(train_batches)} steps per epoch), Adam learning rate {args.learning_rate}, "
+          f"augmentation {'off' if args.no_augment else 'on'}, class weights {args.class_weight or 'none'}, "
+          f"{args.epochs} epochs" + (f", time budget {args.time_budget:g} s" if args.time_budget else ""))
+    prepare_out_folder(model, args, len(train_batches))
     model.summary()
 
-    history = model.history.history if model.history is not None else {}
-    write_history_csv(args.out / "history.csv", history)
-    best_so_far = min(history.get("val_loss", []), default=None)
-    monitor = "val_loss" if validation is not None else "loss"
+    best_so_far = min(history.get("val_loss" if validation is not None else "loss", []), default=None)
+    budget = TimeBudget(args.time_budget) if args.time_budget else None
     callbacks = [
-        CSVLogger(args.out / "history.csv", append=True),
-        ModelCheckpoint(args.out / "best.npz", monitor=monitor, save_best_only=True,
-                        initial_value_threshold=best_so_far),
+        HistoryFile(args.out / "history.csv", history, model.completed_epochs),
+        ModelCheckpoint(args.out / "best.npz", monitor="val_loss" if validation is not None else "loss",
+                        save_best_only=True, initial_value_threshold=best_so_far),
         ModelCheckpoint(checkpoint_path),  # after the CSV row: the checkpoint is what marks an epoch done
         InterruptAtBatchEnd(),  # Ctrl-C stops between two batches, where the state is consistent
+        *([budget] if budget else []),
     ]
+    sigint_handler = signal.getsignal(signal.SIGINT)
     try:
+        # A progress bar redraws itself with "\r", which floods a log file: one line per epoch there.
         model.fit(train_batches, epochs=args.epochs, validation_data=validation, callbacks=callbacks,
-                  class_weight=args.class_weight, initial_epoch=initial_epoch)
+                  class_weight=args.class_weight, initial_epoch=model.completed_epochs,
+                  verbose=1 if sys.stderr.isatty() else 2)
+    except TimeBudgetSpent:
+        model.save(checkpoint_path)
     except KeyboardInterrupt:
         model.save(checkpoint_path)
         print(f"\ninterrupted: saved {checkpoint_path}; continue with the same command plus --resume",
               file=sys.stderr)
         return 130
-    except mc.model.TrainingDivergedError as error:
+    except mc.TrainingDivergedError as error:
         print(f"error: {error} The last good checkpoint is {checkpoint_path}.", file=sys.stderr)
         return 1
+    finally:
+        # When fit ends by an exception, InterruptAtBatchEnd may not get to put back the Ctrl-C handler.
+        signal.signal(signal.SIGINT, sigint_handler)
 
-    plot_history(model.history.history, args.out / "curves.png")
-    report = evaluate_on_test(model, test, args)
-    print(f"test: accuracy {report['accuracy']:.4f}, sensitivity {report['sensitivity']:.4f}, "
-          f"specificity {report['specificity']:.4f}, ROC AUC "
-          f"{'n/a' if report['roc_auc'] is None else format(report['roc_auc'], '.4f')} (n={report['n_test']}); "
-          f"outputs in {args.out}")
+    history = model.history.history
+    run = run_section(model, args, budget)
+    if budget is not None and budget.stopped_in_epoch is not None:
+        print(f"\nPARTIAL RESULT: the --time-budget of {args.time_budget:g} s ran out in epoch "
+              f"{budget.stopped_in_epoch}, after batch {budget.stopped_after_batch} of {len(train_batches)}; "
+              f"{model.completed_epochs} of {args.epochs} epochs done. Saved {checkpoint_path}; the figures below "
+              "describe these unfinished weights. Continue with the same command plus --resume.")
+    draw_curves(history, args.out)
+    print_report(evaluate_on_test(model, test, args, run, history), args)
     return 0
 
 

@@ -13,14 +13,17 @@ Two rules hold throughout:
 
 * A probability becomes a predicted label with ``p > threshold`` (strictly
   greater, as in Keras' ``binary_accuracy``), so ``p == 0.5`` is predicted 0.
-* A ratio whose denominator is zero (say, precision when nothing was
-  predicted positive) is reported as 0.0 rather than NaN, as scikit-learn does
-  by default.
+* A ratio whose denominator is zero is *undefined* and reported as ``None``
+  (``null`` in JSON, "n/a" on a console), never as 0.0. Specificity with no
+  negative sample in the test set is not "0 % of the negatives recognised":
+  there were none to recognise. scikit-learn's default of 0.0 would hide that
+  behind a number that looks like a real, terrible result.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -32,6 +35,7 @@ __all__ = [
     "roc_curve",
     "roc_auc",
     "classification_report",
+    "format_metric",
 ]
 
 
@@ -137,9 +141,9 @@ def _check_threshold(threshold: float) -> float:
     return threshold
 
 
-def _safe_divide(numerator: float, denominator: float) -> float:
-    """``numerator / denominator``, or 0.0 when the denominator is 0 (see the module docstring)."""
-    return float(numerator / denominator) if denominator else 0.0
+def _ratio(numerator: float, denominator: float) -> float | None:
+    """``numerator / denominator``, or None (undefined) when the denominator is 0 (see the module docstring)."""
+    return float(numerator / denominator) if denominator else None
 
 
 # ---------------------------------------------------------------------------
@@ -359,17 +363,21 @@ def classification_report(
         Plain Python numbers, so ``json.dumps`` works:
 
         * ``accuracy``: correct / N.
-        * ``sensitivity``: TP / (TP + FN), the recall of the positive class.
-        * ``specificity``: TN / (TN + FP).
-        * ``precision``: TP / (TP + FP).
-        * ``f1``: 2 * precision * sensitivity / (precision + sensitivity).
-        * ``roc_auc``: float, or ``None`` when only one class is present.
+        * ``sensitivity``: TP / (TP + FN), the recall of the positive class;
+          ``None`` when no sample is actually positive.
+        * ``specificity``: TN / (TN + FP); ``None`` when no sample is actually negative.
+        * ``precision``: TP / (TP + FP); ``None`` when nothing is predicted positive.
+        * ``f1``: 2 TP / (2 TP + FP + FN), which equals
+          2 * precision * sensitivity / (precision + sensitivity) whenever those are
+          defined and not both 0; ``None`` only when there is no positive at all,
+          actual or predicted (the rule of scikit-learn 1.3 and later).
+        * ``roc_auc``: ``None`` when only one class is present.
         * ``confusion_matrix``: ``{"labels": [name of 0, name of 1], "rows": "actual",
           "columns": "predicted", "matrix": [[int, int], [int, int]]}``.
         * ``n_test``: N. ``threshold``: the threshold used.
           ``positive_class``: the name of the positive class.
 
-        A ratio with a zero denominator is 0.0.
+        An undefined ratio (zero denominator) is ``None``, never 0.0.
     """
     labels = as_labels(y_true)
     prob = as_probabilities(prob_normal, "prob_normal")
@@ -386,17 +394,17 @@ def classification_report(
     tp, fn = matrix[positive, positive], matrix[positive, negative]
     fp, tn = matrix[negative, positive], matrix[negative, negative]
 
-    precision = _safe_divide(tp, tp + fp)
-    sensitivity = _safe_divide(tp, tp + fn)
     scores = prob if positive_label == 1 else 1.0 - prob
     both_classes = 0 < labels.sum() < len(labels)
 
     return {
-        "accuracy": _safe_divide(np.trace(matrix), matrix.sum()),
-        "sensitivity": sensitivity,
-        "specificity": _safe_divide(tn, tn + fp),
-        "precision": precision,
-        "f1": _safe_divide(2 * precision * sensitivity, precision + sensitivity),
+        "accuracy": _ratio(np.trace(matrix), matrix.sum()),  # N > 0 (checked), so always defined
+        "sensitivity": _ratio(tp, tp + fn),
+        "specificity": _ratio(tn, tn + fp),
+        "precision": _ratio(tp, tp + fp),
+        # The count form of F1 is defined even when precision or sensitivity is not
+        # (e.g. nothing predicted positive but positives missed: F1 = 0, a real failure).
+        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
         "roc_auc": roc_auc(labels, scores, positive_label) if both_classes else None,
         "confusion_matrix": {
             "labels": [str(name) for name in class_names],
@@ -408,3 +416,14 @@ def classification_report(
         "threshold": threshold,
         "positive_class": str(class_names[positive_label]),
     }
+
+
+def format_metric(value: float | None, digits: int = 4) -> str:
+    """A metric for the console: ``0.9213`` with ``digits`` decimals, or "n/a" when undefined (None).
+
+    Examples
+    --------
+    >>> format_metric(0.92134), format_metric(None)
+    ('0.9213', 'n/a')
+    """
+    return "n/a" if value is None else f"{value:.{digits}f}"

@@ -13,6 +13,7 @@ from minicnn.metrics import (
     binary_accuracy,
     classification_report,
     confusion_matrix,
+    format_metric,
     roc_auc,
     roc_curve,
 )
@@ -27,8 +28,8 @@ PNEUMONIA, NORMAL = 0, 1
 
 def pairwise_auc(labels, scores, positive_label=1):
     """Mann-Whitney: the share of (positive, negative) pairs ranked right; ties count 1/2."""
-    positives = [s for y, s in zip(labels, scores) if y == positive_label]
-    negatives = [s for y, s in zip(labels, scores) if y != positive_label]
+    positives = [s for y, s in zip(labels, scores, strict=True) if y == positive_label]
+    negatives = [s for y, s in zip(labels, scores, strict=True) if y != positive_label]
     credit = 0.0
     for p in positives:
         for n in negatives:
@@ -41,7 +42,7 @@ def pairwise_auc(labels, scores, positive_label=1):
 
 def loop_confusion_matrix(actual, predicted, labels):
     matrix = [[0] * len(labels) for _ in labels]
-    for a, p in zip(actual, predicted):
+    for a, p in zip(actual, predicted, strict=True):
         matrix[labels.index(a)][labels.index(p)] += 1
     return matrix
 
@@ -262,13 +263,51 @@ def test_report_is_json_serialisable_with_plain_python_types():
     assert all(type(count) is int for row in report["confusion_matrix"]["matrix"] for count in row)
 
 
-def test_report_zero_denominators_give_zero():
-    # Everything predicted Normal: no predicted Pneumonia, so precision divides by zero.
+def test_undefined_ratios_are_none_not_zero():
+    # Everything predicted Normal: nothing predicted Pneumonia, so precision = TP / (TP + FP) = 0 / 0.
     report = classification_report([0, 1, 1], [0.9, 0.8, 0.7])
-    assert report["precision"] == 0.0
-    assert report["sensitivity"] == 0.0
-    assert report["f1"] == 0.0
+    assert report["precision"] is None
+    assert report["sensitivity"] == 0.0  # the one Pneumonia X-ray was missed: defined, and bad
+    assert report["f1"] == 0.0  # 2 TP / (2 TP + FP + FN) = 0 / 1: defined although precision is not
     assert report["specificity"] == 1.0
+
+
+def test_one_pneumonia_image_has_no_specificity():
+    # The case from issue 9: a test set of one Pneumonia X-ray has no negatives to be specific about.
+    report = classification_report([0], [0.2])
+    assert report["specificity"] is None
+    assert report["sensitivity"] == 1.0 and report["precision"] == 1.0 and report["f1"] == 1.0
+    assert report["roc_auc"] is None
+    assert '"specificity": null' in json.dumps(report, allow_nan=False)
+
+
+def test_only_normal_images_predicted_normal_leave_every_pneumonia_ratio_undefined():
+    # No Pneumonia anywhere, actual or predicted: sensitivity, precision and F1 are all 0 / 0.
+    report = classification_report([1, 1], [0.9, 0.8])
+    assert report["sensitivity"] is None and report["precision"] is None and report["f1"] is None
+    assert report["specificity"] == 1.0 and report["accuracy"] == 1.0
+
+
+@settings(max_examples=100, deadline=None)
+@given(samples)
+def test_a_ratio_is_none_exactly_when_its_denominator_is_zero(pairs):
+    labels, prob = split(pairs)
+    report = classification_report(labels, prob)
+    (tp, fn), (fp, tn) = report["confusion_matrix"]["matrix"]  # row 0 = actual Pneumonia, the positive class
+    assert (report["sensitivity"] is None) == (tp + fn == 0)
+    assert (report["specificity"] is None) == (tn + fp == 0)
+    assert (report["precision"] is None) == (tp + fp == 0)
+    assert (report["f1"] is None) == (tp + fp + fn == 0)
+    if report["precision"] and report["sensitivity"]:  # both defined and non-zero: the harmonic mean
+        harmonic = 2 * report["precision"] * report["sensitivity"] / (report["precision"] + report["sensitivity"])
+        assert report["f1"] == pytest.approx(harmonic)
+    json.dumps(report, allow_nan=False)
+
+
+def test_format_metric_says_n_a_for_undefined():
+    assert format_metric(0.92134) == "0.9213"
+    assert format_metric(None) == "n/a"
+    assert format_metric(1.0, digits=2) == "1.00"
 
 
 def test_report_with_one_class_has_no_auc():

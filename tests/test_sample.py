@@ -100,9 +100,11 @@ def test_demo_runs_end_to_end_and_says_it_is_a_demo(tmp_path, monkeypatch, capsy
     assert len(lines) == 24 and all("(true: Normal)" in line or "(true: Pneumonia)" in line for line in lines)
 
 
-def test_missing_data_message_points_to_the_demo(tmp_path, monkeypatch):
+def test_missing_data_message_points_to_the_demo(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MINICNN_DATA", raising=False)
     with pytest.raises(SystemExit) as exit_info:
         train_xray.find_data_dir(None)
-    assert "--demo" in str(exit_info.value.code)
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert message.startswith("error: no --data given") and "--demo" in message
