@@ -25,6 +25,7 @@ Run it from the repository root::
 
     python benchmarks/bench_study_model.py                     # full size (slow on a laptop)
     python benchmarks/bench_study_model.py --image-size 64 --steps 2   # quick smoke run
+    python benchmarks/bench_study_model.py --backend cupy      # on a GPU: minicnn on CuPy, PyTorch on CUDA
 
 PyTorch and Keras are optional: a framework that cannot be imported is listed
 as "not installed". They are never dependencies of minicnn. See
@@ -55,8 +56,12 @@ except ImportError:  # Windows: those two columns stay empty
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# The order of rows in the table. "minicnn" is the reference every ratio is taken against.
-FRAMEWORKS = ("minicnn", "minicnn-cupy", "torch", "keras")
+# The order of rows in the table. Ratios are taken against "minicnn" (NumPy), or against
+# "minicnn-cupy" when only the GPU rows ran.
+FRAMEWORKS = ("minicnn", "minicnn-cupy", "torch", "torch-cuda", "keras")
+
+# --backend NAME runs minicnn on that backend beside PyTorch on the matching device.
+BACKEND_FRAMEWORKS = {"numpy": ("minicnn", "torch"), "cupy": ("minicnn-cupy", "torch-cuda")}
 
 # Environment variables read by the BLAS / OpenMP libraries that NumPy, PyTorch and
 # TensorFlow link against. They must be set *before* those libraries load, which is
@@ -174,6 +179,25 @@ def _minicnn_sync_function(backend_name: str) -> Callable[[], None]:
     return lambda: None
 
 
+def _cupy_versions() -> dict[str, Any]:
+    """CuPy's version, the CUDA runtime it uses and the CUDA version of the driver ("?" where unknown)."""
+    import cupy
+
+    def cuda_version(get_version: Callable[[], int]) -> str:
+        try:
+            number = get_version()  # CUDA encodes 13.0 as 13000
+        except Exception:  # e.g. no CUDA runtime library to ask: a missing version must not lose the timings
+            return "?"
+        return f"{number // 1000}.{number % 1000 // 10}"
+
+    runtime = cupy.cuda.runtime
+    return {
+        "cupy": cupy.__version__,
+        "cuda_runtime": cuda_version(runtime.runtimeGetVersion),
+        "cuda_driver": cuda_version(runtime.driverGetVersion),
+    }
+
+
 def build_minicnn_model(image_size: int) -> Any:
     """The study's model as examples/train_xray.py builds it, compiled with Adam(1e-4) and BCE."""
     from minicnn import losses, optimizers
@@ -288,7 +312,8 @@ def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
 
     if backend_name == "cupy":
         if importlib.util.find_spec("cupy") is None:
-            return {"status": "not installed", "detail": "CuPy is not installed (pip install 'minicnn[gpu]')"}
+            detail = "CuPy is not installed (pip install 'minicnn[gpu-cuda13]', or [gpu-cuda12]; see docs/gpu.md)"
+            return {"status": "not installed", "detail": detail}
         try:
             backend.set_backend("cupy")
         except backend.BackendError as error:
@@ -326,19 +351,23 @@ def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
         # CuPy keeps freed blocks in its pool, so its size at the end is close to the peak.
         result["gpu_pool_bytes"] = int(cupy.get_default_memory_pool().total_bytes())
         result["device"] = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+        result.update(_cupy_versions())
+        result["version"] = f"minicnn {result['version']} / cupy {result['cupy']} (CUDA {result['cuda_runtime']})"
     return result
 
 
 # --------------------------------------------------------------------------- PyTorch
 
 
-def run_torch(args: argparse.Namespace) -> dict:
-    """Benchmark the same model in PyTorch on the CPU, with channels-last memory format."""
+def run_torch(args: argparse.Namespace, device: str = "cpu") -> dict:
+    """Benchmark the same model in PyTorch on ``device`` ("cpu" or "cuda"), channels-last memory format."""
     try:
         import torch
         from torch import nn
     except ImportError as error:
         return {"status": "not installed", "detail": str(error)}
+    if device == "cuda" and not torch.cuda.is_available():
+        return {"status": "not available", "detail": f"torch {torch.__version__} sees no CUDA device"}
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -354,21 +383,29 @@ def run_torch(args: argparse.Namespace) -> dict:
         nn.Linear(512, 1), nn.Sigmoid(),
     )  # fmt: skip
     # channels_last stores NCHW tensors as NHWC in memory, the layout Keras and minicnn use.
-    model = model.to(memory_format=torch.channels_last)
+    model = model.to(device=device, memory_format=torch.channels_last)
     loss_fn = nn.BCELoss()
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
 
     x_np, y_np = make_batch(args.batch_size, args.image_size)
     # (N, H, W, 1) -> logical (N, 1, H, W), stored channels-last.
-    x = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
-    y = torch.from_numpy(y_np).reshape(-1, 1)
+    x_host = torch.from_numpy(x_np).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
+    y_host = torch.from_numpy(y_np).reshape(-1, 1)
+
+    def batch() -> tuple[Any, Any]:
+        """The batch on ``device``. On the GPU the copy from the host is part of every step, as it is
+        for minicnn-cupy (and in real training); on the CPU there is nothing to copy."""
+        if device == "cpu":
+            return x_host, y_host
+        return x_host.to(device), y_host.to(device)
 
     def forward() -> None:
         model.eval()  # dropout off, as in inference
         with torch.no_grad():
-            model(x)
+            model(batch()[0])
 
     def train_step() -> None:
+        x, y = batch()
         model.train()
         optimizer.zero_grad(set_to_none=True)
         output = model(x)
@@ -378,9 +415,11 @@ def run_torch(args: argparse.Namespace) -> dict:
         # The accuracy metric, as the Keras and minicnn steps compute it too.
         ((output > 0.5).float() == y).float().mean().item()
 
-    forward_times = time_calls(forward, args.warmup, args.steps, lambda: None)
-    train_times = time_calls(train_step, args.warmup, args.steps, lambda: None)
-    return {
+    # CUDA calls return once the work is queued: wait for the GPU before reading the clock.
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    forward_times = time_calls(forward, args.warmup, args.steps, sync)
+    train_times = time_calls(train_step, args.warmup, args.steps, sync)
+    result = {
         "status": "ok",
         "version": torch.__version__,
         "params": sum(p.numel() for p in model.parameters()),
@@ -388,6 +427,18 @@ def run_torch(args: argparse.Namespace) -> dict:
         "forward_times_s": forward_times,
         "train_times_s": train_times,
     }
+    if device == "cuda":
+        result["device"] = torch.cuda.get_device_name(0)
+        result["gpu_peak_bytes"] = int(torch.cuda.max_memory_allocated())
+        result["cuda_runtime"] = torch.version.cuda
+        # PyTorch's defaults, kept as they are (what a PyTorch user gets) and recorded: cuDNN may run the
+        # convolutions in TF32 (10-bit mantissa) where minicnn-cupy's cuBLAS products are plain float32.
+        result["settings"] = {
+            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
+            "matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+            "cudnn_benchmark": torch.backends.cudnn.benchmark,
+        }
+    return result
 
 
 # --------------------------------------------------------------------------- Keras
@@ -457,6 +508,7 @@ def run_child(args: argparse.Namespace) -> None:
         "minicnn": lambda: run_minicnn(args, "numpy"),
         "minicnn-cupy": lambda: run_minicnn(args, "cupy"),
         "torch": lambda: run_torch(args),
+        "torch-cuda": lambda: run_torch(args, device="cuda"),
         "keras": lambda: run_keras(args),
     }
     try:
@@ -575,17 +627,27 @@ def format_table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join([line(headers), separator, *(line(row) for row in rows)])
 
 
+def reference_result(results: list[dict]) -> dict | None:
+    """The row every ratio is taken against: minicnn on NumPy, else minicnn on CuPy (a GPU-only run)."""
+    for name in ("minicnn", "minicnn-cupy"):
+        found = next((r for r in results if r["framework"] == name and r["status"] == "ok"), None)
+        if found is not None:
+            return found
+    return None
+
+
 def comparison_table(results: list[dict]) -> str:
-    """The main table: one row per framework, ratios taken against minicnn (NumPy)."""
-    reference = next((r for r in results if r["framework"] == "minicnn" and r["status"] == "ok"), None)
+    """The main table: one row per framework, ratios taken against minicnn (see reference_result)."""
+    reference = reference_result(results)
+    reference_name = reference["framework"] if reference else "minicnn"
     headers = [
         "framework",
         "train step s",
         "forward s",
         "images/s (train)",
         "peak RSS GB",
-        "train time / minicnn",
-        "forward time / minicnn",
+        f"train time / {reference_name}",
+        f"forward time / {reference_name}",
     ]
     rows = []
     for r in results:
@@ -685,6 +747,9 @@ def print_report(results: list[dict], machine: dict, args: argparse.Namespace) -
                 for b in r["blas"]
             )
             extra = f"; GPU: {r['device']}" if "device" in r else ""
+            gpu_bytes = r.get("gpu_pool_bytes", r.get("gpu_peak_bytes"))
+            if gpu_bytes is not None:
+                extra += f", {gpu_bytes / 1e9:.2f} GB of GPU memory"
             print(f"  {r['framework']}: {r['version']}; BLAS: {blas or 'unknown'}{extra}")
             other = r.get("other_cpu_load")
             if other is not None and other > BUSY_MACHINE_CPUS:
@@ -719,8 +784,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--frameworks",
         nargs="+",
         choices=FRAMEWORKS,
-        default=list(FRAMEWORKS),
         help="which frameworks to run (default: all; missing ones are reported as not installed)",
+    )
+    parser.add_argument(
+        "--backend",
+        choices=sorted(BACKEND_FRAMEWORKS),
+        help="instead of --frameworks: minicnn on this backend beside PyTorch on the matching device "
+        "(numpy: minicnn and torch on the CPU; cupy: minicnn-cupy and torch-cuda on the GPU)",
     )
     parser.add_argument("--json", type=Path, help="also save all results to this JSON file")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the per-layer breakdown of minicnn")
@@ -728,6 +798,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--verbose", action="store_true", help="show each child's stderr")
     parser.add_argument("--framework", choices=FRAMEWORKS, help=argparse.SUPPRESS)  # child mode
     args = parser.parse_args(argv)
+    if args.backend and args.frameworks:
+        parser.error("give --backend or --frameworks, not both")
+    if args.framework is None:  # the parent: settle which rows to run
+        args.frameworks = list(BACKEND_FRAMEWORKS[args.backend] if args.backend else args.frameworks or FRAMEWORKS)
     if args.steps < 1 or args.warmup < 0 or args.batch_size < 1 or args.threads < 1:
         parser.error("--steps, --batch-size and --threads must be >= 1 and --warmup >= 0")
     try:

@@ -16,7 +16,6 @@ cannot be decoded is reported and skipped; the exit status is then 1.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 from typing import NoReturn
@@ -87,10 +86,8 @@ def use_backend(name: str) -> None:
     try:
         backend.set_backend(name)
     except backend.BackendError as error:
-        if importlib.util.find_spec("cupy") is None:
-            fail(f"--backend {name}: CuPy is not installed. From a checkout, install it with "
-                 'pip install -e ".[gpu]" (CuPy for CUDA 12), or run on the CPU with --backend numpy')
-        fail(f"--backend {name}: {error} On the command line, --backend numpy runs on the CPU.")
+        # The library's advice names set_backend('numpy'); on the command line that is --backend numpy.
+        fail(f"--backend {name}: " + str(error).replace(backend.CPU_FALLBACK, "Or run on the CPU with --backend numpy."))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import importlib.util
 import io
 import json
 import math
@@ -318,11 +317,8 @@ def use_backend(name: str) -> None:
     try:
         backend.set_backend(name)
     except backend.BackendError as error:
-        if importlib.util.find_spec("cupy") is None:
-            fail(f"--backend {name}: CuPy is not installed. From a checkout, install it with "
-                 'pip install -e ".[gpu]" (CuPy for CUDA 12), or run on the CPU with --backend numpy')
-        # CuPy is there but CUDA is not usable: the library's message says why.
-        fail(f"--backend {name}: {error} On the command line, --backend numpy runs on the CPU.")
+        # The library's advice names set_backend('numpy'); on the command line that is --backend numpy.
+        fail(f"--backend {name}: " + str(error).replace(backend.CPU_FALLBACK, "Or run on the CPU with --backend numpy."))
 
 
 def architecture(model: mc.Sequential) -> dict[str, Any]:

@@ -9,6 +9,18 @@ CuPy mirrors NumPy's API, so the same layer code runs on both. The choice is
 made once, with :func:`set_backend` or the environment variable
 ``MINICNN_BACKEND`` ("numpy" when unset). The default float type is float32,
 as in Keras; gradient checks switch to float64 with :func:`set_default_dtype`.
+
+Where CuPy behaves differently from NumPy, and what minicnn does about it:
+
+* A CuPy array never turns into a NumPy array by itself: ``numpy.asarray(device_array)``
+  raises. The one way back to the host is :func:`to_numpy` (``.get()``).
+* CuPy functions return as soon as the GPU work is *queued*. Call :func:`synchronize`
+  before reading a clock, or the time measured is only the time to queue.
+* The same seed gives other random numbers in ``cupy.random`` than in ``numpy.random``,
+  so :func:`random_uniform` draws on the host and copies: a NumPy and a CuPy run with the
+  same seed see the same dropout masks.
+
+docs/gpu.md says how to install CuPy and what has been verified on a GPU.
 """
 
 from __future__ import annotations
@@ -29,25 +41,74 @@ class BackendError(RuntimeError):
     """The requested backend cannot be used on this machine."""
 
 
+# How to get CuPy, for the error raised when it is missing. The extras are defined in pyproject.toml;
+# `pip install 'minicnn[gpu]'` (CUDA 12) is kept for older instructions.
+# Every BackendError ends with this advice; the command-line examples swap it for "--backend numpy".
+CPU_FALLBACK = "Or use set_backend('numpy') to run on the CPU."
+GPU_INSTALL_HELP = (
+    "Install the CuPy wheel that matches the CUDA version of your NVIDIA driver (`nvidia-smi` prints it "
+    "top right as 'CUDA Version'): pip install 'minicnn[gpu-cuda13]' for CUDA 13.x, "
+    "pip install 'minicnn[gpu-cuda12]' for CUDA 12.x (pip install 'minicnn[gpu]' is the CUDA 12 one too); "
+    "from a checkout: pip install -e \".[gpu-cuda13]\". Without a CUDA Toolkit on the machine, take the "
+    "-ctk extra (e.g. gpu-cuda13-ctk), which brings NVIDIA's CUDA libraries from PyPI. See docs/gpu.md."
+)
+
+# Set once CuPy has computed correctly in this process, so the check below runs only once.
+_cupy_checked: dict[str, bool] = {"done": False}
+
+
+def _check_cupy_computes(cupy: ModuleType) -> None:
+    """Run one elementwise kernel, one reduction and one matrix product on the GPU.
+
+    Why: CuPy loads its CUDA libraries lazily. ``import cupy`` and counting the devices work
+    with the driver alone, but the first elementwise kernel needs NVRTC (the runtime compiler)
+    and the first matrix product cuBLAS. CuPy 14 wheels bring neither unless installed with the
+    ``ctk`` extra, so without a CUDA Toolkit the failure would otherwise come in the middle of
+    training instead of here, with advice.
+    """
+    if _cupy_checked["done"]:
+        return
+    try:
+        ones = cupy.ones((2, 2), dtype=cupy.float32)
+        elementwise = float((ones * 2 + 1).sum())  # compiled by NVRTC on first use: 4 * 3 = 12
+        product = float((ones @ ones).sum())  # cuBLAS: every entry is 2, so 8
+    except Exception as error:  # a missing library shows up as OSError, RuntimeError or CuPy's own errors
+        raise BackendError(
+            f"backend 'cupy': CuPy sees a GPU but cannot compute on it ({type(error).__name__}: {error}). "
+            "Usually a CUDA library (NVRTC, cuBLAS) is missing: install a CUDA Toolkit of the same major "
+            "version as the CuPy wheel, or reinstall CuPy with NVIDIA's libraries, e.g. "
+            "pip install 'minicnn[gpu-cuda13-ctk]' (or \"cupy-cuda13x[ctk]\"). See docs/gpu.md. "
+            f"{CPU_FALLBACK}"
+        ) from error
+    if elementwise != 12.0 or product != 8.0:
+        raise BackendError(
+            f"backend 'cupy': a test computation gave wrong results ({elementwise} instead of 12, "
+            f"{product} instead of 8); the GPU or its driver is not working. {CPU_FALLBACK}"
+        )
+    _cupy_checked["done"] = True
+
+
 def _import_cupy() -> ModuleType:
-    """Import CuPy and check that a CUDA device answers; explain what is missing if not."""
+    """Import CuPy and check that a CUDA device answers and computes; explain what is missing if not."""
     try:
         import cupy
     except ImportError as error:
         raise BackendError(
             "backend 'cupy' needs the CuPy package, which is not installed. "
-            "Install it with: pip install 'minicnn[gpu]'  (CuPy for CUDA 12), "
-            "or use set_backend('numpy') to run on the CPU."
+            f"{GPU_INSTALL_HELP} {CPU_FALLBACK}"
         ) from error
     try:
         device_count = cupy.cuda.runtime.getDeviceCount()
-    except Exception as error:  # CUDA driver missing or broken
+    except Exception as error:  # CUDA driver missing, broken, or older than the wheel's CUDA
         raise BackendError(
             f"backend 'cupy': CuPy is installed but CUDA is not usable ({error}). "
-            "Check the NVIDIA driver with `nvidia-smi`, or use set_backend('numpy')."
+            "Check the NVIDIA driver with `nvidia-smi`: the 'CUDA Version' it prints must be at least the "
+            "major version of the CuPy wheel (cupy-cuda13x needs 13.x, cupy-cuda12x 12.x; "
+            f"`pip list | grep cupy` shows which is installed). {CPU_FALLBACK}"
         ) from error
     if device_count == 0:
-        raise BackendError("backend 'cupy': no CUDA device found. Use set_backend('numpy').")
+        raise BackendError(f"backend 'cupy': no CUDA device found. {CPU_FALLBACK}")
+    _check_cupy_computes(cupy)
     return cupy
 
 
@@ -95,17 +156,33 @@ def to_device(array: Any, dtype: str | None = None) -> Any:
 
 
 def to_numpy(array: Any) -> numpy.ndarray:
-    """Return ``array`` as a NumPy array on the host (a no-op for NumPy arrays)."""
+    """Return ``array`` as a NumPy array on the host (a no-op for NumPy arrays).
+
+    Always use this rather than ``numpy.asarray`` on a result of the backend: CuPy refuses
+    that implicit copy from the device (it raises TypeError).
+    """
     if hasattr(array, "get"):  # a CuPy array: copy device -> host
         return array.get()
     return numpy.asarray(array)
 
 
+def synchronize() -> None:
+    """Wait until the device has finished all the work queued so far (a no-op on NumPy).
+
+    A CuPy call returns as soon as its kernels are queued on the GPU; only copying a result
+    to the host (``float(x)``, ``to_numpy``) waits for them. Call this before reading a clock.
+    """
+    if _state["name"] == "cupy":
+        _state["module"].cuda.Device().synchronize()
+
+
 def random_uniform(shape: tuple[int, ...], seed: tuple[int, ...], dtype: str) -> Any:
     """Uniform numbers in [0, 1) on the active backend, fixed by ``seed`` (a tuple of ints).
 
-    They are drawn on the host with NumPy and then copied, so that NumPy and CuPy
-    runs with the same seed see the same dropout masks and can be compared.
+    They are drawn on the host with NumPy and then copied, so that NumPy and CuPy runs with
+    the same seed see the same dropout masks and can be compared. ``cupy.random`` would be
+    faster but gives other numbers for the same seed (and hashes a seed tuple down to one
+    number). For the study's dropout the copy is 4 MB per step, small beside the step itself.
     """
     generator = numpy.random.default_rng(list(seed))
     return to_device(generator.random(shape, dtype=dtype))

@@ -178,10 +178,10 @@ class Sequential(Trainer):
         if len(weights) != len(parameters):
             raise ValueError(f"model {self.name!r} has {len(parameters)} weight arrays, got {len(weights)}")
         for (name, value, _), new in zip(parameters, weights):
-            if tuple(np.shape(new)) != tuple(value.shape):
-                raise ValueError(f"weight {name!r} has shape {tuple(value.shape)}, got {tuple(np.shape(new))}")
+            if tuple(new.shape) != tuple(value.shape):
+                raise ValueError(f"weight {name!r} has shape {tuple(value.shape)}, got {tuple(new.shape)}")
         for (_, value, _), new in zip(parameters, weights):
-            value[...] = backend.to_device(np.asarray(new), dtype=value.dtype)
+            value[...] = backend.to_device(new, dtype=value.dtype)
 
     def get_named_weights(self) -> dict[str, np.ndarray]:
         """Host copies of every parameter keyed "layer/param" (how model files store them)."""

@@ -141,8 +141,9 @@ def test_missing_cupy_gets_advice_for_the_command_line(monkeypatch, xray_mini_di
         (train_xray.main, ["--data", str(xray_mini_dir), "--out", str(out), "--backend", "cupy"]),
         (predict_xray.main, ["--sample", "--weights", str(weights), "--backend", "cupy"]),
     ]:
-        err = assert_refused(main, argv, "--backend cupy: CuPy is not installed", capsys, no_decoding, tmp_path)
-        assert 'pip install -e ".[gpu]"' in err and "--backend numpy" in err and "set_backend" not in err
+        err = assert_refused(main, argv, "--backend cupy: backend 'cupy' needs the CuPy package, which is not "
+                             "installed", capsys, no_decoding, tmp_path)
+        assert 'pip install -e ".[gpu-cuda13]"' in err and "--backend numpy" in err and "set_backend" not in err
     assert not out.exists()
 
 

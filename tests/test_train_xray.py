@@ -245,12 +245,13 @@ def test_predict_prints_probability_and_label(finished_run, xray_mini_dir, tmp_p
     assert "grayscale input; an X-ray is called Normal when P(Normal) > 0.5, else Pneumonia" in err
 
 
-def test_missing_data_explains_how_to_get_it(tmp_path, monkeypatch):
+def test_missing_data_explains_how_to_get_it(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("MINICNN_DATA", raising=False)
     with pytest.raises(SystemExit) as exit_info:
         train_xray.main(["--epochs", "1"])
-    message = str(exit_info.value.code)
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
     assert message.startswith("error: no --data given")
     assert "CoronaHack" in message and "kaggle" in message.lower() and "data/coronahack" in message
     assert not (tmp_path / "runs").exists()

@@ -77,7 +77,7 @@ def reuse_or_allocate(store: dict[Any, Any], key: Any, shape: Shape, dtype: Any)
     """
     xp = backend.array_module()
     kept = store.get(key)
-    if (kept is None or not isinstance(kept, xp.ndarray) or kept.dtype != dtype
+    if (kept is None or type(kept) is not xp.ndarray or kept.dtype != dtype
             or kept.shape[1:] != tuple(shape[1:]) or kept.shape[0] < shape[0]):
         kept = xp.empty(shape, dtype=dtype)
         store[key] = kept
