@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 from train_xray import build_study_model, training_transform  # noqa: E402
 
@@ -54,8 +53,9 @@ def main() -> None:
         load_split(args.data, "train", image_size=args.image_size, cache_dir=cache, progress=False, log=lambda _: None)
         first = time.perf_counter() - t0
         t0 = time.perf_counter()
-        train = load_split(args.data, "train", image_size=args.image_size, cache_dir=cache, progress=False,
-                           log=lambda _: None)
+        train = load_split(
+            args.data, "train", image_size=args.image_size, cache_dir=cache, progress=False, log=lambda _: None
+        )
         cached = time.perf_counter() - t0
     print(f"train split {train.images.shape}: first run (decode + write cache) {first:.1f} s, cached {cached:.2f} s")
 
@@ -63,16 +63,24 @@ def main() -> None:
     model = build_study_model(args.image_size)
     model.compile(optimizer=optimizers.Adam(1e-4), loss=losses.BinaryCrossentropy(), metrics=["accuracy"])
     for prefetch in (False, True):
-        batches = Batches(train.images[train_index], train.labels[train_index], batch_size=args.batch_size, seed=0,
-                          transform=training_transform(augment=True), prefetch=prefetch)
+        batches = Batches(
+            train.images[train_index],
+            train.labels[train_index],
+            batch_size=args.batch_size,
+            seed=0,
+            transform=training_transform(augment=True),
+            prefetch=prefetch,
+        )
         model.train_on_batch(*next(iter(batches.epoch(0))))  # warm-up: first touch of every buffer
         wall, inside = timed_steps(model, batches, args.steps)
         outside = wall - inside
         per_step = wall / args.steps
-        print(f"prefetch {'on ' if prefetch else 'off'}: {args.steps} steps with augmentation: {wall:.1f} s wall, "
-              f"{inside:.1f} s in train_on_batch, {outside:.2f} s outside the model "
-              f"({100 * outside / wall:.1f} %); {per_step:.2f} s per step -> {len(batches)} steps = "
-              f"{per_step * len(batches) / 60:.1f} min per training epoch (validation not included)")
+        print(
+            f"prefetch {'on ' if prefetch else 'off'}: {args.steps} steps with augmentation: {wall:.1f} s wall, "
+            f"{inside:.1f} s in train_on_batch, {outside:.2f} s outside the model "
+            f"({100 * outside / wall:.1f} %); {per_step:.2f} s per step -> {len(batches)} steps = "
+            f"{per_step * len(batches) / 60:.1f} min per training epoch (validation not included)"
+        )
 
 
 if __name__ == "__main__":

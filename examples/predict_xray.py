@@ -57,14 +57,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parse and check the options and paths; a wrong one exits with status 2."""
     parser = OneLineErrorParser(description="Print P(Normal) and the predicted label for chest X-rays.")
     parser.add_argument("images", nargs="*", type=Path, help="image files (JPEG, PNG, ...)")
-    parser.add_argument("--sample", action="store_true",
-                        help="also classify the 24 test images of the sample shipped with minicnn")
-    parser.add_argument("--weights", type=Path, required=True, metavar="FILE",
-                        help="model file written by train_xray.py: best.npz or checkpoint.npz")
-    parser.add_argument("--threshold", default=0.5, metavar="P",
-                        help="P(Normal) above which an X-ray is called Normal (default: %(default)s)")
-    parser.add_argument("--backend", choices=backend.BACKENDS, default="numpy",
-                        help="numpy (CPU) or cupy (GPU) (default: %(default)s)")
+    parser.add_argument(
+        "--sample", action="store_true", help="also classify the 24 test images of the sample shipped with minicnn"
+    )
+    parser.add_argument(
+        "--weights",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="model file written by train_xray.py: best.npz or checkpoint.npz",
+    )
+    parser.add_argument(
+        "--threshold",
+        default=0.5,
+        metavar="P",
+        help="P(Normal) above which an X-ray is called Normal (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--backend", choices=backend.BACKENDS, default="numpy", help="numpy (CPU) or cupy (GPU) (default: %(default)s)"
+    )
     args = parser.parse_args(argv)
     args.threshold = probability(args.threshold)
     if not args.images and not args.sample:
@@ -87,7 +98,9 @@ def use_backend(name: str) -> None:
         backend.set_backend(name)
     except backend.BackendError as error:
         # The library's advice names set_backend('numpy'); on the command line that is --backend numpy.
-        fail(f"--backend {name}: " + str(error).replace(backend.CPU_FALLBACK, "Or run on the CPU with --backend numpy."))
+        fail(
+            f"--backend {name}: " + str(error).replace(backend.CPU_FALLBACK, "Or run on the CPU with --backend numpy.")
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -106,8 +119,11 @@ def main(argv: list[str] | None = None) -> int:
         args.images += list(true_labels)
     image_size = model.input_shape[0]
     # On stderr, so that stdout holds only the one line per image a script would read.
-    print(f"{args.weights}: the model after {model.completed_epochs} epochs, {image_size}x{image_size} grayscale "
-          f"input; an X-ray is called Normal when P(Normal) > {args.threshold}, else Pneumonia", file=sys.stderr)
+    print(
+        f"{args.weights}: the model after {model.completed_epochs} epochs, {image_size}x{image_size} grayscale "
+        f"input; an X-ray is called Normal when P(Normal) > {args.threshold}, else Pneumonia",
+        file=sys.stderr,
+    )
 
     readable, pixels, failed = [], [], 0
     for path in args.images:

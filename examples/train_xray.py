@@ -86,9 +86,12 @@ NUMBER_OPTIONS: dict[str, tuple[type, Callable[[Any], bool], str]] = {
     "learning_rate": (float, lambda x: 0 < x < math.inf, "must be a number greater than 0"),
     "val_split": (float, lambda x: 0 <= x < 1, "must be a fraction from 0 (no validation) up to, not including, 1"),
     "limit": (int, lambda n: n >= 1, "must be a whole number of at least 1"),
-    "image_size": (int, lambda n: MIN_IMAGE_SIZE <= n <= MAX_IMAGE_SIZE,
-                   f"must be a whole number from {MIN_IMAGE_SIZE} (the smallest the study's four conv/pool "
-                   f"stages allow) to {MAX_IMAGE_SIZE}"),
+    "image_size": (
+        int,
+        lambda n: MIN_IMAGE_SIZE <= n <= MAX_IMAGE_SIZE,
+        f"must be a whole number from {MIN_IMAGE_SIZE} (the smallest the study's four conv/pool "
+        f"stages allow) to {MAX_IMAGE_SIZE}",
+    ),
     "threshold": (float, lambda x: 0 < x < 1, "must be a probability strictly between 0 and 1"),
     "seed": (int, lambda n: n >= 0, "must be a whole number of at least 0"),
     "time_budget": (float, lambda x: 0 < x < math.inf, "must be a number of seconds greater than 0"),
@@ -147,20 +150,23 @@ def build_study_model(image_size: int = 300, seed: int = 0) -> mc.Sequential:
             f"--image-size {image_size} is too small for the study's four conv/pool stages: "
             f"the smallest valid size is {MIN_IMAGE_SIZE}"
         )
-    return mc.Sequential([
-        layers.Conv2D(32, 3, activation="relu", input_shape=(image_size, image_size, 1)),
-        layers.MaxPool2D(2),
-        layers.Conv2D(64, 3, activation="relu"),
-        layers.MaxPool2D(2),
-        layers.Conv2D(128, 3, activation="relu"),
-        layers.MaxPool2D(2),
-        layers.Conv2D(128, 3, activation="relu"),
-        layers.MaxPool2D(2),
-        layers.Flatten(),
-        layers.Dropout(0.5),
-        layers.Dense(512, activation="relu"),
-        layers.Dense(1, activation="sigmoid"),
-    ], seed=seed)
+    return mc.Sequential(
+        [
+            layers.Conv2D(32, 3, activation="relu", input_shape=(image_size, image_size, 1)),
+            layers.MaxPool2D(2),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPool2D(2),
+            layers.Conv2D(128, 3, activation="relu"),
+            layers.MaxPool2D(2),
+            layers.Conv2D(128, 3, activation="relu"),
+            layers.MaxPool2D(2),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        seed=seed,
+    )
 
 
 # ----------------------------------------------------------------------------
@@ -172,41 +178,74 @@ def build_parser() -> OneLineErrorParser:
     """The options, with the study's defaults; ``(default: ...)`` is written once, in each help text."""
     study = STUDY_SETTINGS
     parser = OneLineErrorParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, metavar="DIR",
-                        help="CoronaHack or Kermany folder (default: $MINICNN_DATA, then data/coronahack)")
-    parser.add_argument("--demo", action="store_true",
-                        help="a one-minute demonstration on the 72-image sample shipped with minicnn; it changes "
-                        "the defaults to --image-size 64, --epochs 30, --batch-size 8, --out runs/demo")
-    parser.add_argument("--out", type=Path, default=study["out"], metavar="DIR",
-                        help="output folder (default: %(default)s)")
-    parser.add_argument("--backend", choices=backend.BACKENDS, default="numpy",
-                        help="numpy (CPU) or cupy (GPU) (default: %(default)s)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        metavar="DIR",
+        help="CoronaHack or Kermany folder (default: $MINICNN_DATA, then data/coronahack)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="a one-minute demonstration on the 72-image sample shipped with minicnn; it changes "
+        "the defaults to --image-size 64, --epochs 30, --batch-size 8, --out runs/demo",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=study["out"], metavar="DIR", help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--backend", choices=backend.BACKENDS, default="numpy", help="numpy (CPU) or cupy (GPU) (default: %(default)s)"
+    )
     # The numbers are read as text here and converted and checked by check_numbers(), so that
     # every wrong value gets the same kind of message: "--epochs 0: must be ...".
-    parser.add_argument("--epochs", default=study["epochs"], metavar="N",
-                        help="train until N epochs are done (default: %(default)s, the study's)")
-    parser.add_argument("--batch-size", default=study["batch_size"], metavar="N",
-                        help="images per training step (default: %(default)s)")
+    parser.add_argument(
+        "--epochs",
+        default=study["epochs"],
+        metavar="N",
+        help="train until N epochs are done (default: %(default)s, the study's)",
+    )
+    parser.add_argument(
+        "--batch-size", default=study["batch_size"], metavar="N", help="images per training step (default: %(default)s)"
+    )
     parser.add_argument("--learning-rate", default=1e-4, metavar="X", help="Adam's step size (default: %(default)s)")
-    parser.add_argument("--image-size", default=study["image_size"], metavar="N",
-                        help=f"side of the square grayscale images, {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} "
-                        "(default: %(default)s)")
-    parser.add_argument("--val-split", default=0.2, metavar="X",
-                        help="fraction of the training images held out for validation, stratified, in [0, 1) "
-                        "(default: %(default)s)")
+    parser.add_argument(
+        "--image-size",
+        default=study["image_size"],
+        metavar="N",
+        help=f"side of the square grayscale images, {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--val-split",
+        default=0.2,
+        metavar="X",
+        help="fraction of the training images held out for validation, stratified, in [0, 1) (default: %(default)s)",
+    )
     parser.add_argument("--no-augment", action="store_true", help="train without random rotation/shift/zoom")
     parser.add_argument("--class-weight", choices=["balanced"], help="weigh classes by inverse frequency")
-    parser.add_argument("--seed", default=0, metavar="N",
-                        help="fixes the weights, the validation split, shuffling and augmentation "
-                        "(default: %(default)s)")
+    parser.add_argument(
+        "--seed",
+        default=0,
+        metavar="N",
+        help="fixes the weights, the validation split, shuffling and augmentation (default: %(default)s)",
+    )
     parser.add_argument("--limit", metavar="N", help="use only the first N images of each split (quick runs)")
-    parser.add_argument("--threshold", default=0.5, metavar="P",
-                        help="P(Normal) above which an X-ray is called Normal (default: %(default)s)")
-    parser.add_argument("--resume", action="store_true",
-                        help="continue the run whose checkpoint.npz is in --out (an error if there is none)")
-    parser.add_argument("--time-budget", metavar="SECONDS",
-                        help="stop training after this much wall-clock time (counted once the data is loaded), "
-                        "save a checkpoint and still evaluate; the result is marked partial")
+    parser.add_argument(
+        "--threshold",
+        default=0.5,
+        metavar="P",
+        help="P(Normal) above which an X-ray is called Normal (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run whose checkpoint.npz is in --out (an error if there is none)",
+    )
+    parser.add_argument(
+        "--time-budget",
+        metavar="SECONDS",
+        help="stop training after this much wall-clock time (counted once the data is loaded), "
+        "save a checkpoint and still evaluate; the result is marked partial",
+    )
     return parser
 
 
@@ -297,8 +336,10 @@ def check_data(data_dir: Path, args: argparse.Namespace) -> None:
     train_index, _ = stratified_split(train_labels, args.val_split, seed=args.seed)
     if len(train_index) == 0:
         limited = f" (of --limit {args.limit})" if args.limit is not None else ""
-        fail(f"--val-split {args.val_split}: holds out all {len(train_labels)} training images{limited}, "
-             "leaving none to train on; lower --val-split or raise --limit")
+        fail(
+            f"--val-split {args.val_split}: holds out all {len(train_labels)} training images{limited}, "
+            "leaving none to train on; lower --val-split or raise --limit"
+        )
 
 
 def check_out_folder(out: Path) -> None:
@@ -318,7 +359,9 @@ def use_backend(name: str) -> None:
         backend.set_backend(name)
     except backend.BackendError as error:
         # The library's advice names set_backend('numpy'); on the command line that is --backend numpy.
-        fail(f"--backend {name}: " + str(error).replace(backend.CPU_FALLBACK, "Or run on the CPU with --backend numpy."))
+        fail(
+            f"--backend {name}: " + str(error).replace(backend.CPU_FALLBACK, "Or run on the CPU with --backend numpy.")
+        )
 
 
 def architecture(model: mc.Sequential) -> dict[str, Any]:
@@ -341,8 +384,10 @@ def load_checkpoint(args: argparse.Namespace) -> mc.Sequential:
     """
     path = args.out / "checkpoint.npz"
     if not path.is_file():
-        fail(f"--resume: no checkpoint in {args.out} (looked for {path}); check --out, "
-             "or leave out --resume to start a fresh run")
+        fail(
+            f"--resume: no checkpoint in {args.out} (looked for {path}); check --out, "
+            "or leave out --resume to start a fresh run"
+        )
     try:
         model = mc.load_model(path)
     except ModelFileError as error:
@@ -351,16 +396,20 @@ def load_checkpoint(args: argparse.Namespace) -> mc.Sequential:
     saved, wanted = architecture(model), architecture(expected)
     if saved.get("input_shape") != wanted["input_shape"]:
         height, width = saved.get("input_shape", ["?", "?"])[:2]
-        fail(f"--resume: {path} was trained on {height}x{width} images, not --image-size {args.image_size}; "
-             "resume with its image size, or give another --out to start afresh")
+        fail(
+            f"--resume: {path} was trained on {height}x{width} images, not --image-size {args.image_size}; "
+            "resume with its image size, or give another --out to start afresh"
+        )
     if saved.get("seed") != wanted["seed"]:
         fail(f"--resume: {path} was trained with --seed {saved.get('seed')}, not --seed {args.seed}")
     if saved != wanted:
         fail(f"--resume: {path} holds a different network from the study's, which this script trains")
     settings_path = args.out / SETTINGS_FILE
     if not settings_path.is_file():  # a checkpoint written before settings.json existed
-        print(f"note: {args.out} has no {SETTINGS_FILE}, so the options "
-              f"{', '.join(flag(name) for name in RESUME_SETTINGS)} cannot be checked against the first run's")
+        print(
+            f"note: {args.out} has no {SETTINGS_FILE}, so the options "
+            f"{', '.join(flag(name) for name in RESUME_SETTINGS)} cannot be checked against the first run's"
+        )
         return model
     try:
         saved_settings = json.loads(settings_path.read_text())
@@ -370,8 +419,10 @@ def load_checkpoint(args: argparse.Namespace) -> mc.Sequential:
     if changed:
         first_run = ", ".join(as_option(name, saved_settings.get(name)) for name in changed)
         this_run = ", ".join(as_option(name, getattr(args, name)) for name in changed)
-        fail(f"--resume: the run in {args.out} was started with {first_run}, but this command has {this_run}; "
-             "repeat the first run's options, or give another --out to start afresh")
+        fail(
+            f"--resume: the run in {args.out} was started with {first_run}, but this command has {this_run}; "
+            "repeat the first run's options, or give another --out to start afresh"
+        )
     return model
 
 
@@ -408,8 +459,10 @@ class HistoryFile(Callback):
 
     def __init__(self, path: Path, history: dict[str, list[float]], epochs_done: int) -> None:
         self.path = path
-        self.rows = [[epoch + 1, *(history.get(key, [""] * epochs_done)[epoch] for key in HISTORY_COLUMNS[1:])]
-                     for epoch in range(epochs_done)]
+        self.rows = [
+            [epoch + 1, *(history.get(key, [""] * epochs_done)[epoch] for key in HISTORY_COLUMNS[1:])]
+            for epoch in range(epochs_done)
+        ]
         self.write()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
@@ -481,13 +534,24 @@ def weights_age(model: mc.Sequential) -> str:
 
 def predict_normal(model: mc.Sequential, images: np.ndarray, batch_size: int) -> np.ndarray:
     """P(Normal) for each image, (N,)."""
-    source = Batches(images, np.zeros(len(images), dtype=np.uint8), batch_size=batch_size, shuffle=False,
-                     transform=rescale_only, prefetch=True)
+    source = Batches(
+        images,
+        np.zeros(len(images), dtype=np.uint8),
+        batch_size=batch_size,
+        shuffle=False,
+        transform=rescale_only,
+        prefetch=True,
+    )
     return np.asarray(model.predict(source)).reshape(-1)
 
 
-def evaluate_on_test(model: mc.Sequential, test: XrayDataset, args: argparse.Namespace, run: dict[str, Any],
-                     history: dict[str, list[float]]) -> dict[str, Any]:
+def evaluate_on_test(
+    model: mc.Sequential,
+    test: XrayDataset,
+    args: argparse.Namespace,
+    run: dict[str, Any],
+    history: dict[str, list[float]],
+) -> dict[str, Any]:
     """Evaluate the final weights (and best.npz) on the test split; write metrics.json and the figures.
 
     The final weights are the study's figures: metrics.json's top level, the confusion matrix,
@@ -496,8 +560,12 @@ def evaluate_on_test(model: mc.Sequential, test: XrayDataset, args: argparse.Nam
     prob_normal = predict_normal(model, test.images, args.batch_size)
     report = classification_report(test.labels, prob_normal, threshold=args.threshold)
     metrics = {
-        "weights": {"file": "checkpoint.npz", "which": "final", "epochs_done": model.completed_epochs,
-                    "trained": weights_age(model)},
+        "weights": {
+            "file": "checkpoint.npz",
+            "which": "final",
+            "epochs_done": model.completed_epochs,
+            "trained": weights_age(model),
+        },
         **report,
         "class_names": {str(label): name for label, name in CLASS_NAMES.items()},
         "model_output": "P(Normal): an X-ray is predicted Normal when it is above the threshold",
@@ -511,16 +579,26 @@ def evaluate_on_test(model: mc.Sequential, test: XrayDataset, args: argparse.Nam
     if report["roc_auc"] is None:  # a ROC curve needs both classes among the test images
         print(f"note: the test split holds one class only; {args.out / 'roc.png'} not drawn", file=sys.stderr)
     else:
-        plot_roc((test.labels == 0).astype(int), 1 - prob_normal, args.out / "roc.png",
-                 title="ROC, Pneumonia as the positive class")
+        plot_roc(
+            (test.labels == 0).astype(int),
+            1 - prob_normal,
+            args.out / "roc.png",
+            title="ROC, Pneumonia as the positive class",
+        )
     shown = np.random.default_rng(args.seed).permutation(len(test.labels))[:16]
-    plot_prediction_grid(test.images[shown], test.labels[shown], prob_normal[shown], args.out / "predictions.png",
-                         threshold=args.threshold)
+    plot_prediction_grid(
+        test.images[shown],
+        test.labels[shown],
+        prob_normal[shown],
+        args.out / "predictions.png",
+        threshold=args.threshold,
+    )
     return metrics
 
 
-def evaluate_best(test: XrayDataset, args: argparse.Namespace,
-                  history: dict[str, list[float]]) -> dict[str, Any] | None:
+def evaluate_best(
+    test: XrayDataset, args: argparse.Namespace, history: dict[str, list[float]]
+) -> dict[str, Any] | None:
     """The "best" section of metrics.json: best.npz on the test split, or None when there is no best.npz."""
     path = args.out / "best.npz"
     if not path.is_file():
@@ -529,32 +607,50 @@ def evaluate_best(test: XrayDataset, args: argparse.Namespace,
     monitor = "val_loss" if history.get("val_loss") else "loss"
     epoch = best.completed_epochs
     values = history.get(monitor, [])
-    report = classification_report(test.labels, predict_normal(best, test.images, args.batch_size),
-                                   threshold=args.threshold)
-    return {"file": "best.npz", "epoch": epoch, "monitor": monitor,
-            "value": values[epoch - 1] if 0 < epoch <= len(values) else None, **report}
+    report = classification_report(
+        test.labels, predict_normal(best, test.images, args.batch_size), threshold=args.threshold
+    )
+    return {
+        "file": "best.npz",
+        "epoch": epoch,
+        "monitor": monitor,
+        "value": values[epoch - 1] if 0 < epoch <= len(values) else None,
+        **report,
+    }
 
 
 def figures_line(report: dict[str, Any]) -> str:
-    names = {"accuracy": "accuracy", "sensitivity": "sensitivity", "specificity": "specificity",
-             "precision": "precision", "f1": "F1", "roc_auc": "ROC AUC"}
+    names = {
+        "accuracy": "accuracy",
+        "sensitivity": "sensitivity",
+        "specificity": "specificity",
+        "precision": "precision",
+        "f1": "F1",
+        "roc_auc": "ROC AUC",
+    }
     return ", ".join(f"{label} {format_metric(report[key])}" for key, label in names.items())
 
 
 def print_report(metrics: dict[str, Any], args: argparse.Namespace) -> None:
     """Say which weights the numbers describe, what they mean, and where the files are."""
-    print(f"\ntest split, {metrics['n_test']} images; Pneumonia is the positive class; an X-ray is called "
-          f"Normal when P(Normal) > {args.threshold} (n/a: undefined, e.g. no image of a class)")
-    print(f"  final weights (checkpoint.npz, {metrics['weights']['trained']}): "
-          f"metrics.json, confusion_matrix.png, roc.png, predictions.png")
+    print(
+        f"\ntest split, {metrics['n_test']} images; Pneumonia is the positive class; an X-ray is called "
+        f"Normal when P(Normal) > {args.threshold} (n/a: undefined, e.g. no image of a class)"
+    )
+    print(
+        f"  final weights (checkpoint.npz, {metrics['weights']['trained']}): "
+        f"metrics.json, confusion_matrix.png, roc.png, predictions.png"
+    )
     print(f"    {figures_line(metrics)}")
     best = metrics["best"]
     if best is None:
         print("  no best.npz: no epoch finished in this run")
     else:
         value = "" if best["value"] is None else f" {best['value']:.4f}"
-        print(f"  best weights (best.npz, epoch {best['epoch']}, lowest {best['monitor']}{value}): "
-              "metrics.json's \"best\" section")
+        print(
+            f"  best weights (best.npz, epoch {best['epoch']}, lowest {best['monitor']}{value}): "
+            'metrics.json\'s "best" section'
+        )
         print(f"    {figures_line(best)}")
     print(f"outputs in {args.out}")
 
@@ -569,8 +665,13 @@ def draw_curves(history: dict[str, list[float]], out: Path) -> None:
 def run_section(model: mc.Sequential, args: argparse.Namespace, budget: TimeBudget | None) -> dict[str, Any]:
     """metrics.json's "run": whether training ended early, and how far it got."""
     stopped = budget.stopped_in_epoch if budget is not None else None
-    return {"partial": model.completed_epochs < args.epochs, "epochs_done": model.completed_epochs,
-            "epochs_planned": args.epochs, "time_budget_s": args.time_budget, "stopped_in_epoch": stopped}
+    return {
+        "partial": model.completed_epochs < args.epochs,
+        "epochs_done": model.completed_epochs,
+        "epochs_planned": args.epochs,
+        "time_budget_s": args.time_budget,
+        "stopped_in_epoch": stopped,
+    }
 
 
 # ----------------------------------------------------------------------------
@@ -580,16 +681,18 @@ def run_section(model: mc.Sequential, args: argparse.Namespace, budget: TimeBudg
 
 def load_data(data_dir: Path, split: str, args: argparse.Namespace) -> XrayDataset:
     """Decode one split (or read it from the cache), with progress bars only on a terminal."""
-    return load_split(data_dir, split, image_size=args.image_size, limit=args.limit,
-                      progress=sys.stderr.isatty())
+    return load_split(data_dir, split, image_size=args.image_size, limit=args.limit, progress=sys.stderr.isatty())
 
 
-def describe_data(train: XrayDataset, train_index: np.ndarray, val_index: np.ndarray, test: XrayDataset,
-                  args: argparse.Namespace) -> None:
+def describe_data(
+    train: XrayDataset, train_index: np.ndarray, val_index: np.ndarray, test: XrayDataset, args: argparse.Namespace
+) -> None:
     """Print what the run trains, validates and tests on, per class (validation is held out of train/)."""
     print(f"  train       {len(train_index):5d} images: {class_counts(train.labels[train_index])}")
-    print(f"  validation  {len(val_index):5d} images: {class_counts(train.labels[val_index])}"
-          f"  (--val-split {args.val_split} of the {len(train.labels)} training images, stratified)")
+    print(
+        f"  validation  {len(val_index):5d} images: {class_counts(train.labels[val_index])}"
+        f"  (--val-split {args.val_split} of the {len(train.labels)} training images, stratified)"
+    )
     print(f"  test        {len(test.labels):5d} images: {class_counts(test.labels)}")
 
 
@@ -600,15 +703,21 @@ def prepare_out_folder(model: mc.Sequential, args: argparse.Namespace, steps_per
     if args.resume:
         partial = model.partial_epoch
         if partial:
-            print(f"resuming from {checkpoint_path}: {plural(model.completed_epochs, 'epoch')} done; picking up "
-                  f"epoch {partial['epoch'] + 1} at batch {partial['batches'] + 1} of {steps_per_epoch}")
+            print(
+                f"resuming from {checkpoint_path}: {plural(model.completed_epochs, 'epoch')} done; picking up "
+                f"epoch {partial['epoch'] + 1} at batch {partial['batches'] + 1} of {steps_per_epoch}"
+            )
         else:
-            print(f"resuming from {checkpoint_path}: {model.completed_epochs} of {args.epochs} epochs done; "
-                  f"picking up at epoch {model.completed_epochs + 1}")
+            print(
+                f"resuming from {checkpoint_path}: {model.completed_epochs} of {args.epochs} epochs done; "
+                f"picking up at epoch {model.completed_epochs + 1}"
+            )
         return
     if checkpoint_path.exists():
-        print(f"note: {args.out} holds an earlier run; this fresh run replaces it "
-              "(add --resume to continue that run instead)")
+        print(
+            f"note: {args.out} holds an earlier run; this fresh run replaces it "
+            "(add --resume to continue that run instead)"
+        )
     # A best.npz from that earlier run would pass for this run's best until this one writes its own.
     (args.out / "best.npz").unlink(missing_ok=True)
     settings = {name: getattr(args, name) for name in RESUME_SETTINGS}
@@ -628,17 +737,24 @@ def main(argv: list[str] | None = None) -> int:
         model = load_checkpoint(args)
     else:
         model = build_study_model(args.image_size, args.seed)
-        model.compile(optimizer=optimizers.Adam(learning_rate=args.learning_rate),
-                      loss=losses.BinaryCrossentropy(), metrics=["accuracy"])
+        model.compile(
+            optimizer=optimizers.Adam(learning_rate=args.learning_rate),
+            loss=losses.BinaryCrossentropy(),
+            metrics=["accuracy"],
+        )
 
     if args.demo:
-        print(f"DEMO: {args.epochs} epochs at {args.image_size}x{args.image_size} on the 72-image sample "
-              f"shipped with minicnn ({data_dir}).\nThis shows every output of a real run; it is not the study, "
-              "whose figures need the full data set (see README).")
+        print(
+            f"DEMO: {args.epochs} epochs at {args.image_size}x{args.image_size} on the 72-image sample "
+            f"shipped with minicnn ({data_dir}).\nThis shows every output of a real run; it is not the study, "
+            "whose figures need the full data set (see README)."
+        )
     history = model.history.history if model.history is not None else {}
     if args.resume and model.completed_epochs >= args.epochs:
-        print(f"nothing left to train: {model.completed_epochs} of {args.epochs} epochs done in {checkpoint_path}; "
-              "reporting its metrics (raise --epochs to train on)")
+        print(
+            f"nothing left to train: {model.completed_epochs} of {args.epochs} epochs done in {checkpoint_path}; "
+            "reporting its metrics (raise --epochs to train on)"
+        )
         test = load_data(data_dir, "test", args)
         draw_curves(history, args.out)
         print_report(evaluate_on_test(model, test, args, run_section(model, args, None), history), args)
@@ -649,21 +765,37 @@ def main(argv: list[str] | None = None) -> int:
     test = load_data(data_dir, "test", args)
     train_index, val_index = stratified_split(train.labels, args.val_split, seed=args.seed)
     if len(train_index) == 0 or len(test.labels) == 0:  # every image of a split unreadable
-        fail(f"--data {data_dir}: no readable image left to {'train' if len(train_index) == 0 else 'test'} on "
-             "(see the lines above)")
+        fail(
+            f"--data {data_dir}: no readable image left to {'train' if len(train_index) == 0 else 'test'} on "
+            "(see the lines above)"
+        )
     print(f"data ready in {time.perf_counter() - started:.1f}s from {data_dir}:")
     describe_data(train, train_index, val_index, test, args)
-    train_batches = Batches(train.images[train_index], train.labels[train_index], batch_size=args.batch_size,
-                            seed=args.seed, transform=training_transform(not args.no_augment), prefetch=True)
+    train_batches = Batches(
+        train.images[train_index],
+        train.labels[train_index],
+        batch_size=args.batch_size,
+        seed=args.seed,
+        transform=training_transform(not args.no_augment),
+        prefetch=True,
+    )
     validation = None
     if len(val_index):
-        validation = Batches(train.images[val_index], train.labels[val_index], batch_size=args.batch_size,
-                             shuffle=False, transform=rescale_only, prefetch=True)
-    print(f"backend {backend.backend_name()}, dtype {backend.default_dtype()}, images "
-          f"{args.image_size}x{args.image_size} grayscale, batch {args.batch_size} "
-          f"({len(train_batches)} steps per epoch), Adam learning rate {args.learning_rate}, "
-          f"augmentation {'off' if args.no_augment else 'on'}, class weights {args.class_weight or 'none'}, "
-          f"{args.epochs} epochs" + (f", time budget {args.time_budget:g} s" if args.time_budget else ""))
+        validation = Batches(
+            train.images[val_index],
+            train.labels[val_index],
+            batch_size=args.batch_size,
+            shuffle=False,
+            transform=rescale_only,
+            prefetch=True,
+        )
+    print(
+        f"backend {backend.backend_name()}, dtype {backend.default_dtype()}, images "
+        f"{args.image_size}x{args.image_size} grayscale, batch {args.batch_size} "
+        f"({len(train_batches)} steps per epoch), Adam learning rate {args.learning_rate}, "
+        f"augmentation {'off' if args.no_augment else 'on'}, class weights {args.class_weight or 'none'}, "
+        f"{args.epochs} epochs" + (f", time budget {args.time_budget:g} s" if args.time_budget else "")
+    )
     prepare_out_folder(model, args, len(train_batches))
     model.summary()
 
@@ -671,8 +803,12 @@ def main(argv: list[str] | None = None) -> int:
     budget = TimeBudget(args.time_budget) if args.time_budget else None
     callbacks = [
         HistoryFile(args.out / "history.csv", history, model.completed_epochs),
-        ModelCheckpoint(args.out / "best.npz", monitor="val_loss" if validation is not None else "loss",
-                        save_best_only=True, initial_value_threshold=best_so_far),
+        ModelCheckpoint(
+            args.out / "best.npz",
+            monitor="val_loss" if validation is not None else "loss",
+            save_best_only=True,
+            initial_value_threshold=best_so_far,
+        ),
         ModelCheckpoint(checkpoint_path),  # after the CSV row: the checkpoint is what marks an epoch done
         InterruptAtBatchEnd(),  # Ctrl-C stops between two batches, where the state is consistent
         *([budget] if budget else []),
@@ -680,15 +816,20 @@ def main(argv: list[str] | None = None) -> int:
     sigint_handler = signal.getsignal(signal.SIGINT)
     try:
         # A progress bar redraws itself with "\r", which floods a log file: one line per epoch there.
-        model.fit(train_batches, epochs=args.epochs, validation_data=validation, callbacks=callbacks,
-                  class_weight=args.class_weight, initial_epoch=model.completed_epochs,
-                  verbose=1 if sys.stderr.isatty() else 2)
+        model.fit(
+            train_batches,
+            epochs=args.epochs,
+            validation_data=validation,
+            callbacks=callbacks,
+            class_weight=args.class_weight,
+            initial_epoch=model.completed_epochs,
+            verbose=1 if sys.stderr.isatty() else 2,
+        )
     except TimeBudgetSpent:
         model.save(checkpoint_path)
     except KeyboardInterrupt:
         model.save(checkpoint_path)
-        print(f"\ninterrupted: saved {checkpoint_path}; continue with the same command plus --resume",
-              file=sys.stderr)
+        print(f"\ninterrupted: saved {checkpoint_path}; continue with the same command plus --resume", file=sys.stderr)
         return 130
     except mc.TrainingDivergedError as error:
         print(f"error: {error} The last good checkpoint is {checkpoint_path}.", file=sys.stderr)
@@ -700,10 +841,12 @@ def main(argv: list[str] | None = None) -> int:
     history = model.history.history
     run = run_section(model, args, budget)
     if budget is not None and budget.stopped_in_epoch is not None:
-        print(f"\nPARTIAL RESULT: the --time-budget of {args.time_budget:g} s ran out in epoch "
-              f"{budget.stopped_in_epoch}, after batch {budget.stopped_after_batch} of {len(train_batches)}; "
-              f"{model.completed_epochs} of {args.epochs} epochs done. Saved {checkpoint_path}; the figures below "
-              "describe these unfinished weights. Continue with the same command plus --resume.")
+        print(
+            f"\nPARTIAL RESULT: the --time-budget of {args.time_budget:g} s ran out in epoch "
+            f"{budget.stopped_in_epoch}, after batch {budget.stopped_after_batch} of {len(train_batches)}; "
+            f"{model.completed_epochs} of {args.epochs} epochs done. Saved {checkpoint_path}; the figures below "
+            "describe these unfinished weights. Continue with the same command plus --resume."
+        )
     draw_curves(history, args.out)
     print_report(evaluate_on_test(model, test, args, run, history), args)
     return 0

@@ -30,6 +30,7 @@ __all__ = [
     "set_backend",
     "backend",
     "callbacks",
+    "io",
     "layers",
     "losses",
     "optimizers",

@@ -49,7 +49,7 @@ GPU_INSTALL_HELP = (
     "Install the CuPy wheel that matches the CUDA version of your NVIDIA driver (`nvidia-smi` prints it "
     "top right as 'CUDA Version'): pip install 'minicnn[gpu-cuda13]' for CUDA 13.x, "
     "pip install 'minicnn[gpu-cuda12]' for CUDA 12.x (pip install 'minicnn[gpu]' is the CUDA 12 one too); "
-    "from a checkout: pip install -e \".[gpu-cuda13]\". Without a CUDA Toolkit on the machine, take the "
+    'from a checkout: pip install -e ".[gpu-cuda13]". Without a CUDA Toolkit on the machine, take the '
     "-ctk extra (e.g. gpu-cuda13-ctk), which brings NVIDIA's CUDA libraries from PyPI. See docs/gpu.md."
 )
 
@@ -94,8 +94,7 @@ def _import_cupy() -> ModuleType:
         import cupy
     except ImportError as error:
         raise BackendError(
-            "backend 'cupy' needs the CuPy package, which is not installed. "
-            f"{GPU_INSTALL_HELP} {CPU_FALLBACK}"
+            f"backend 'cupy' needs the CuPy package, which is not installed. {GPU_INSTALL_HELP} {CPU_FALLBACK}"
         ) from error
     try:
         device_count = cupy.cuda.runtime.getDeviceCount()

@@ -84,8 +84,14 @@ class EarlyStopping(Callback):
     With ``restore_best_weights=True`` the model ends with the weights of its best epoch.
     """
 
-    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best_weights: bool = False) -> None:
+    def __init__(
+        self,
+        monitor: str = "val_loss",
+        patience: int = 0,
+        min_delta: float = 0.0,
+        mode: str = "auto",
+        restore_best_weights: bool = False,
+    ) -> None:
         self.tracker = Monitor(monitor, mode, min_delta)
         self.patience = patience
         self.restore_best_weights = restore_best_weights
@@ -121,9 +127,15 @@ class ModelCheckpoint(Callback):
     ``initial_value_threshold`` is the best value already reached (when resuming).
     """
 
-    def __init__(self, filepath: str | os.PathLike, monitor: str = "val_loss", save_best_only: bool = False,
-                 save_weights_only: bool = False, mode: str = "auto",
-                 initial_value_threshold: float | None = None) -> None:
+    def __init__(
+        self,
+        filepath: str | os.PathLike,
+        monitor: str = "val_loss",
+        save_best_only: bool = False,
+        save_weights_only: bool = False,
+        mode: str = "auto",
+        initial_value_threshold: float | None = None,
+    ) -> None:
         self.filepath = str(filepath)
         self.save_best_only = save_best_only
         self.save_weights_only = save_weights_only

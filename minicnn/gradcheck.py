@@ -14,8 +14,9 @@ checks run in float64 (``backend.set_default_dtype("float64")`` before building)
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -36,8 +37,10 @@ class GradientReport:
         return self.max_error < tolerance
 
     def __str__(self) -> str:
-        rows = [f"  {name:<10} max relative error {error:.2e}  {'ok' if error < 1e-6 else 'MISMATCH'}"
-                for name, error in self.errors.items()]
+        rows = [
+            f"  {name:<10} max relative error {error:.2e}  {'ok' if error < 1e-6 else 'MISMATCH'}"
+            for name, error in self.errors.items()
+        ]
         return "gradient check (float64 central differences)\n" + "\n".join(rows)
 
 
@@ -80,8 +83,10 @@ def check_layer(layer: Any, x: Any, training: bool = False, seed: int = 0, step:
         forward so each pass sees the same randomness.
     """
     if str(x.dtype) != "float64" or any(str(p.dtype) != "float64" for p in layer.params.values()):
-        raise TypeError("gradient checks need float64 inputs and parameters: "
-                        "call backend.set_default_dtype('float64') before building the layer")
+        raise TypeError(
+            "gradient checks need float64 inputs and parameters: "
+            "call backend.set_default_dtype('float64') before building the layer"
+        )
     state = layer.get_state()
     output = layer.forward(x, training=training)
     upstream = backend.to_device(np.random.default_rng(seed).standard_normal(output.shape))
@@ -104,6 +109,7 @@ def check_layer(layer: Any, x: Any, training: bool = False, seed: int = 0, step:
 
 def check_loss(loss: Any, y_pred: Any, y_true: Any, sample_weight: Any = None, step: float = 1e-6) -> GradientReport:
     """Compare ``loss.backward()`` with central differences of ``loss.forward`` w.r.t. y_pred."""
+
     def value() -> float:
         return float(loss.forward(y_pred, y_true, sample_weight))
 

@@ -135,5 +135,7 @@ def col2im_matmul(dz: Any, kernel: Any, x_shape: tuple[int, ...], stride: tuple[
     for i in range(kh):
         for j in range(kw):
             block = dz_matrix @ kernel[i, j].T  # (M, C): what the pixels at offset (i, j) receive
-            out[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :] += block.reshape(n, oh, ow, channels)
+            out[:, i : i + sh * (oh - 1) + 1 : sh, j : j + sw * (ow - 1) + 1 : sw, :] += block.reshape(
+                n, oh, ow, channels
+            )
     return out

@@ -7,7 +7,8 @@ the same weights on NumPy and on CuPy.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 

@@ -119,9 +119,7 @@ def as_probabilities(y_prob: Any, name: str = "y_prob") -> np.ndarray:
         raise ValueError(f"{name} holds {n_nan} NaN values of {len(prob)}")
     n_outside = int(((prob < 0.0) | (prob > 1.0)).sum())
     if n_outside:
-        raise ValueError(
-            f"{name} must be probabilities in [0, 1]; {n_outside} of {len(prob)} values are outside"
-        )
+        raise ValueError(f"{name} must be probabilities in [0, 1]; {n_outside} of {len(prob)} values are outside")
     return prob
 
 
@@ -233,9 +231,7 @@ def _label_index(values: np.ndarray, labels: np.ndarray, name: str) -> np.ndarra
     return matches.argmax(axis=1)
 
 
-def roc_curve(
-    y_true: Any, scores: Any, positive_label: int = 1
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def roc_curve(y_true: Any, scores: Any, positive_label: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Receiver operating characteristic: true vs false positive rate at every threshold.
 
     A sample is called positive when ``score >= threshold``. Lowering the

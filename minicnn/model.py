@@ -18,8 +18,9 @@ seed (seed, k)), the shuffling of epoch e, and the dropout masks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -177,10 +178,10 @@ class Sequential(Trainer):
         parameters = self.parameters()
         if len(weights) != len(parameters):
             raise ValueError(f"model {self.name!r} has {len(parameters)} weight arrays, got {len(weights)}")
-        for (name, value, _), new in zip(parameters, weights):
+        for (name, value, _), new in zip(parameters, weights, strict=True):
             if tuple(new.shape) != tuple(value.shape):
                 raise ValueError(f"weight {name!r} has shape {tuple(value.shape)}, got {tuple(new.shape)}")
-        for (_, value, _), new in zip(parameters, weights):
+        for (_, value, _), new in zip(parameters, weights, strict=True):
             value[...] = backend.to_device(new, dtype=value.dtype)
 
     def get_named_weights(self) -> dict[str, np.ndarray]:
@@ -229,8 +230,9 @@ class Sequential(Trainer):
             class_name = entry["class_name"]
             if class_name not in LAYER_CLASSES:
                 raise ModelFileError(f"unknown layer class {class_name!r} in saved config")
-            layer_config = {key: tuple(value) if isinstance(value, list) else value
-                            for key, value in entry["config"].items()}
+            layer_config = {
+                key: tuple(value) if isinstance(value, list) else value for key, value in entry["config"].items()
+            }
             layers.append(LAYER_CLASSES[class_name](**layer_config))
         previous = backend.default_dtype()
         backend.set_default_dtype(config.get("dtype", previous))

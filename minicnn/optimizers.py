@@ -9,7 +9,8 @@ name, which is how a checkpoint saves it and a resumed run finds it again.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from minicnn import backend
 
@@ -59,8 +60,8 @@ class Optimizer:
 class SGD(Optimizer):
     """Stochastic gradient descent with (Keras-style) momentum.
 
-        velocity = momentum * velocity - learning_rate * g
-        w        = w + velocity          (plain SGD when momentum = 0: w -= learning_rate * g)
+    velocity = momentum * velocity - learning_rate * g
+    w        = w + velocity          (plain SGD when momentum = 0: w -= learning_rate * g)
     """
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0) -> None:
@@ -85,14 +86,15 @@ class SGD(Optimizer):
 class Adam(Optimizer):
     """Adam (Kingma & Ba), in the form Keras uses, with Keras's defaults.
 
-        m = beta_1 * m + (1 - beta_1) * g           running mean of gradients
-        v = beta_2 * v + (1 - beta_2) * g**2        running mean of squared gradients
-        step_size = learning_rate * sqrt(1 - beta_2**t) / (1 - beta_1**t)   (bias correction)
-        w = w - step_size * m / (sqrt(v) + epsilon)
+    m = beta_1 * m + (1 - beta_1) * g           running mean of gradients
+    v = beta_2 * v + (1 - beta_2) * g**2        running mean of squared gradients
+    step_size = learning_rate * sqrt(1 - beta_2**t) / (1 - beta_1**t)   (bias correction)
+    w = w - step_size * m / (sqrt(v) + epsilon)
     """
 
-    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7) -> None:
+    def __init__(
+        self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7
+    ) -> None:
         super().__init__(learning_rate)
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -94,8 +95,9 @@ def _plot_metric(axes: Any, history: dict[str, list[float]], key: str, label: st
         # Epochs are whole numbers: do not let the axis show 2.5.
         axes.xaxis.get_major_locator().set_params(integer=True)
     else:
-        axes.text(0.5, 0.5, f"no {label.lower()} recorded", ha="center", va="center",
-                  transform=axes.transAxes, color="grey")
+        axes.text(
+            0.5, 0.5, f"no {label.lower()} recorded", ha="center", va="center", transform=axes.transAxes, color="grey"
+        )
     axes.set_title(f"Model {label.lower()}")
     axes.set_xlabel("Epoch")
     axes.set_ylabel(label)
@@ -135,8 +137,9 @@ def plot_confusion_matrix(
     counts = np.asarray(matrix)
     n_classes = len(class_names)
     if counts.shape != (n_classes, n_classes):
-        raise ValueError(f"matrix must have shape ({n_classes}, {n_classes}) for "
-                         f"{n_classes} class names, got {counts.shape}")
+        raise ValueError(
+            f"matrix must have shape ({n_classes}, {n_classes}) for {n_classes} class names, got {counts.shape}"
+        )
 
     figure = _new_figure(5.2, 4.6)
     axes = figure.subplots()
@@ -146,8 +149,15 @@ def plot_confusion_matrix(
     dark = counts > counts.max() / 2 if counts.max() > 0 else np.zeros_like(counts, dtype=bool)
     for row in range(n_classes):
         for column in range(n_classes):
-            axes.text(column, row, f"{counts[row, column]:g}", ha="center", va="center",
-                      fontsize=14, color="white" if dark[row, column] else "black")
+            axes.text(
+                column,
+                row,
+                f"{counts[row, column]:g}",
+                ha="center",
+                va="center",
+                fontsize=14,
+                color="white" if dark[row, column] else "black",
+            )
     ticks = np.arange(n_classes)
     axes.set_xticks(ticks, labels=list(class_names))
     axes.set_yticks(ticks, labels=list(class_names))
@@ -256,8 +266,10 @@ def plot_prediction_grid(
     labels = as_labels(y_true)
     prob = as_probabilities(prob_normal, "prob_normal")
     if not len(pictures) == len(labels) == len(prob):
-        raise ValueError(f"images, y_true and prob_normal must have the same length, got "
-                         f"{len(pictures)}, {len(labels)} and {len(prob)}")
+        raise ValueError(
+            f"images, y_true and prob_normal must have the same length, got "
+            f"{len(pictures)}, {len(labels)} and {len(prob)}"
+        )
     if columns < 1 or max_images < 1:
         raise ValueError(f"columns and max_images must be at least 1, got {columns} and {max_images}")
 
@@ -277,8 +289,11 @@ def plot_prediction_grid(
         actual_name = class_names[labels[index]]
         predicted_name = class_names[predicted[index]]
         wrong = labels[index] != predicted[index]
-        axes.set_title(f"{actual_name} / {predicted_name} ({prob[index]:.2f})", fontsize=10,
-                       color=_WRONG_COLOUR if wrong else _CORRECT_COLOUR)
+        axes.set_title(
+            f"{actual_name} / {predicted_name} ({prob[index]:.2f})",
+            fontsize=10,
+            color=_WRONG_COLOUR if wrong else _CORRECT_COLOUR,
+        )
     figure.suptitle("actual / predicted (probability of Normal); red = wrong", fontsize=11)
     figure.tight_layout()
     return _save_figure(figure, path)

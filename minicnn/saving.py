@@ -38,7 +38,7 @@ def save_weights(model: Sequential, path: str | Path) -> Path:
 def load_weights(model: Sequential, path: str | Path) -> None:
     """Load parameters written by save_weights/save_model; names and shapes must match ``model``."""
     arrays = io.read_npz(path)
-    weights = {key[len("weights/"):]: value for key, value in arrays.items() if key.startswith("weights/")}
+    weights = {key[len("weights/") :]: value for key, value in arrays.items() if key.startswith("weights/")}
     model.set_named_weights(weights, source=f"weights in {path}")
 
 
@@ -47,8 +47,9 @@ def save_model(model: Sequential, path: str | Path, include_optimizer: bool = Tr
     arrays = model_arrays(model)
     arrays["state"] = io.encode_json({layer.name: layer.get_state() for layer in model.layers})
     history = model.history.history if model.history is not None else {}
-    arrays["training"] = io.encode_json({"completed_epochs": model.completed_epochs, "history": history,
-                                         "partial_epoch": model.partial_epoch})
+    arrays["training"] = io.encode_json(
+        {"completed_epochs": model.completed_epochs, "history": history, "partial_epoch": model.partial_epoch}
+    )
     if include_optimizer and model.optimizer is not None:
         arrays.update({f"optimizer/{key}": np.asarray(value) for key, value in model.optimizer.get_state().items()})
     return io.write_npz_atomic(path, arrays)
@@ -68,7 +69,7 @@ def load_model(path: str | Path) -> Sequential:
             layer.set_state(states.get(layer.name, {}))
     if "training" in arrays:
         restore_training_state(model, io.decode_json(arrays["training"]))
-    optimizer_state = {key[len("optimizer/"):]: value for key, value in arrays.items() if key.startswith("optimizer/")}
+    optimizer_state = {key[len("optimizer/") :]: value for key, value in arrays.items() if key.startswith("optimizer/")}
     if optimizer_state and model.optimizer is not None:
         model.optimizer.set_state(optimizer_state)
     return model

@@ -37,13 +37,15 @@ def summary_text(model: Any, batch_size: int | None = None) -> str:
                 format_bytes(batch_size * math.prod(layer.output_shape) * itemsize),
                 format_bytes(layer.workspace_bytes(batch_size)),
             ]
-        lines.append("".join(cell.ljust(size) for cell, (_, size) in zip(cells, columns)))
+        lines.append("".join(cell.ljust(size) for cell, (_, size) in zip(cells, columns, strict=True)))
         lines.append("=" * width if index == len(model.layers) - 1 else "_" * width)
     total = model.count_params()
     lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0"]
     if batch_size:
         lines += ["", f"Memory estimate for one training step at batch size {batch_size} ({model.dtype}):"]
-        lines += [f"  {label:<46}{format_bytes(size):>12}" for label, size in memory_estimate(model, batch_size).items()]
+        lines += [
+            f"  {label:<46}{format_bytes(size):>12}" for label, size in memory_estimate(model, batch_size).items()
+        ]
     return "\n".join(lines)
 
 

@@ -43,15 +43,24 @@ def balanced_class_weight(labels: Any) -> dict[int, float]:
     """{label: n_samples / (n_classes * n_label)}: rare classes weigh more (sklearn's 'balanced')."""
     labels = np.asarray(backend.to_numpy(labels)).reshape(-1).astype(int)
     classes, counts = np.unique(labels, return_counts=True)
-    return {int(label): float(len(labels) / (len(classes) * count)) for label, count in zip(classes, counts)}
+    return {
+        int(label): float(len(labels) / (len(classes) * count)) for label, count in zip(classes, counts, strict=True)
+    }
 
 
 def progress_bar(total: int, initial: int, description: str, enabled: bool) -> Any:
     """A tqdm progress bar on stderr (tqdm is imported only when a bar is shown)."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, initial=initial, desc=description, disable=not enabled, leave=False,
-                file=sys.stderr, dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        initial=initial,
+        desc=description,
+        disable=not enabled,
+        leave=False,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
 
 
 class Trainer:
@@ -67,9 +76,12 @@ class Trainer:
         self.history: History | None = None
 
     # ---- compile ---------------------------------------------------------------------
-    def compile(self, optimizer: str | optimizers.Optimizer = "adam",
-                loss: str | losses.BinaryCrossentropy = "binary_crossentropy",
-                metrics: list[str] | None = None) -> None:
+    def compile(
+        self,
+        optimizer: str | optimizers.Optimizer = "adam",
+        loss: str | losses.BinaryCrossentropy = "binary_crossentropy",
+        metrics: list[str] | None = None,
+    ) -> None:
         """Choose the optimiser, the loss and the metrics reported by fit/evaluate.
 
         Parameters
@@ -98,8 +110,11 @@ class Trainer:
         """compile() again from :meth:`get_compile_config`'s data."""
         loss_config = dict(config["loss"])
         loss_config.pop("class_name")
-        self.compile(optimizer=optimizers.from_config(config["optimizer"]),
-                     loss=losses.BinaryCrossentropy(**loss_config), metrics=config["metrics"])
+        self.compile(
+            optimizer=optimizers.from_config(config["optimizer"]),
+            loss=losses.BinaryCrossentropy(**loss_config),
+            metrics=config["metrics"],
+        )
 
     def require_compiled(self) -> None:
         if self.optimizer is None or self.loss is None:
@@ -110,8 +125,11 @@ class Trainer:
         """True when a sigmoid output feeds a probability BCE: then backward starts from dL/dz = (p - y) / N."""
         last = self.layers[-1]
         activation = getattr(last, "activation", last)
-        return (isinstance(activation, Sigmoid) and isinstance(self.loss, losses.BinaryCrossentropy)
-                and not self.loss.from_logits)
+        return (
+            isinstance(activation, Sigmoid)
+            and isinstance(self.loss, losses.BinaryCrossentropy)
+            and not self.loss.from_logits
+        )
 
     # ---- checking and moving data ------------------------------------------------------
     def check_labels(self, y: Any, where: str = "y") -> None:
@@ -217,10 +235,20 @@ class Trainer:
         """validation_data: a Batches source, or an (x, y) pair."""
         return (data, None) if hasattr(data, "epoch") else (data[0], data[1])
 
-    def fit(self, x: Any, y: Any = None, batch_size: int = 32, epochs: int = 1, verbose: int | str = "auto",
-            callbacks: list[Callback] | None = None, validation_split: float = 0.0,
-            validation_data: Any = None, shuffle: bool = True,
-            class_weight: dict[int, float] | str | None = None, initial_epoch: int = 0) -> History:
+    def fit(
+        self,
+        x: Any,
+        y: Any = None,
+        batch_size: int = 32,
+        epochs: int = 1,
+        verbose: int | str = "auto",
+        callbacks: list[Callback] | None = None,
+        validation_split: float = 0.0,
+        validation_data: Any = None,
+        shuffle: bool = True,
+        class_weight: dict[int, float] | str | None = None,
+        initial_epoch: int = 0,
+    ) -> History:
         """Train for ``epochs`` epochs (counting from ``initial_epoch``); returns the History.
 
         Parameters
@@ -281,8 +309,9 @@ class Trainer:
                 started = time.perf_counter()
                 logs = self.run_epoch(train, epoch, epochs, class_weight, verbose, callbacks)
                 if validation_data is not None:
-                    validation = self.evaluate(*self.split_xy(validation_data), batch_size=batch_size,
-                                               verbose=0, return_dict=True)
+                    validation = self.evaluate(
+                        *self.split_xy(validation_data), batch_size=batch_size, verbose=0, return_dict=True
+                    )
                     logs.update({f"val_{key}": value for key, value in validation.items()})
                 logs["seconds"] = time.perf_counter() - started
                 self.completed_epochs = epoch + 1
@@ -297,8 +326,15 @@ class Trainer:
                 callback.on_train_end()
         return history
 
-    def run_epoch(self, train: Batches, epoch: int, epochs: int, class_weight: dict[int, float] | None,
-                  verbose: int, callbacks: list[Callback]) -> dict[str, float]:
+    def run_epoch(
+        self,
+        train: Batches,
+        epoch: int,
+        epochs: int,
+        class_weight: dict[int, float] | None,
+        verbose: int,
+        callbacks: list[Callback],
+    ) -> dict[str, float]:
         """One pass over the training batches; returns the sample-weighted mean of each log.
 
         After every batch, ``self.partial_epoch`` records how far the epoch got, so a checkpoint
@@ -323,8 +359,9 @@ class Trainer:
         self.partial_epoch = None
         return {key: total / seen for key, total in totals.items()}
 
-    def evaluate(self, x: Any, y: Any = None, batch_size: int = 32, verbose: int = 0,
-                 return_dict: bool = False) -> float | list[float] | dict[str, float]:
+    def evaluate(
+        self, x: Any, y: Any = None, batch_size: int = 32, verbose: int = 0, return_dict: bool = False
+    ) -> float | list[float] | dict[str, float]:
         """Loss and metrics over all of (x, y), in batches.
 
         Returns

@@ -52,9 +52,7 @@ def maxpool_reference(x, pool_size=(2, 2), strides=(2, 2)):
         for oh in range(out_h):
             for ow in range(out_w):
                 for ch in range(c):
-                    y[b, oh, ow, ch] = max(
-                        x[b, oh * sh + i, ow * sw + j, ch] for i in range(ph) for j in range(pw)
-                    )
+                    y[b, oh, ow, ch] = max(x[b, oh * sh + i, ow * sw + j, ch] for i in range(ph) for j in range(pw))
     return y
 
 

@@ -12,20 +12,20 @@ from minicnn.data.augment import ImageAugmenter, affine_matrices, rescale, warp_
 
 NO_CHANGE = dict(rotation_range=0, width_shift_range=0, height_shift_range=0, zoom_range=0)
 
-batch_shapes = st.tuples(
-    st.integers(1, 3), st.integers(1, 12), st.integers(1, 12), st.integers(1, 2)
-)
+batch_shapes = st.tuples(st.integers(1, 3), st.integers(1, 12), st.integers(1, 12), st.integers(1, 2))
 uint8_batches = batch_shapes.flatmap(lambda shape: arrays(np.uint8, shape))
-float_batches = batch_shapes.flatmap(
-    lambda shape: arrays(np.float32, shape, elements=st.floats(-10, 10, width=32))
-)
+float_batches = batch_shapes.flatmap(lambda shape: arrays(np.float32, shape, elements=st.floats(-10, 10, width=32)))
 
 
 def shifted(images: np.ndarray, rows: float, columns: float) -> np.ndarray:
     """Warp with a pure shift: content moves down by `rows` and right by `columns`."""
     count, height, width, _ = images.shape
     matrices = affine_matrices(
-        height, width, np.zeros(count), np.full(count, rows), np.full(count, columns),
+        height,
+        width,
+        np.zeros(count),
+        np.full(count, rows),
+        np.full(count, columns),
         np.ones(count),
     )
     return warp_affine(images, matrices)
@@ -89,8 +89,7 @@ def test_every_image_of_a_batch_gets_its_own_transform():
 @settings(max_examples=50, deadline=None)
 @given(images=uint8_batches, seed=st.integers(0, 1000))
 def test_values_stay_within_the_input_range(images, seed):
-    augment = ImageAugmenter(rotation_range=45, width_shift_range=0.3,
-                             height_shift_range=0.3, zoom_range=0.5)
+    augment = ImageAugmenter(rotation_range=45, width_shift_range=0.3, height_shift_range=0.3, zoom_range=0.5)
     augmented = augment(images, np.random.default_rng(seed))
     assert images.min() <= augmented.min() and augmented.max() <= images.max()
 
@@ -98,8 +97,7 @@ def test_values_stay_within_the_input_range(images, seed):
 def test_each_image_is_warped_as_if_it_were_alone():
     # 300 x 300 batches are warped a few images at a time; that must not show.
     images = np.random.default_rng(0).integers(0, 256, (5, 300, 300, 1), dtype=np.uint8)
-    matrices = ImageAugmenter(rotation_range=30).random_matrices(5, 300, 300,
-                                                                 np.random.default_rng(0))
+    matrices = ImageAugmenter(rotation_range=30).random_matrices(5, 300, 300, np.random.default_rng(0))
     together = warp_affine(images, matrices)
     for index in range(5):
         alone = warp_affine(images[index : index + 1], matrices[index : index + 1])
@@ -146,19 +144,17 @@ def test_zoom_above_1_shows_a_larger_area():
 
 def test_no_flip_by_default_and_flips_are_exact_mirrors():
     images = np.random.default_rng(0).integers(0, 256, (16, 8, 8, 1), dtype=np.uint8)
-    np.testing.assert_array_equal(ImageAugmenter(**NO_CHANGE)(images, np.random.default_rng(0)),
-                                  images)
+    np.testing.assert_array_equal(ImageAugmenter(**NO_CHANGE)(images, np.random.default_rng(0)), images)
     flipped = ImageAugmenter(**NO_CHANGE, horizontal_flip=True)(images, np.random.default_rng(0))
-    mirrored = [np.array_equal(out, image[:, ::-1]) for out, image in zip(flipped, images)]
-    unchanged = [np.array_equal(out, image) for out, image in zip(flipped, images)]
-    assert all(m or u for m, u in zip(mirrored, unchanged))
+    mirrored = [np.array_equal(out, image[:, ::-1]) for out, image in zip(flipped, images, strict=True)]
+    unchanged = [np.array_equal(out, image) for out, image in zip(flipped, images, strict=True)]
+    assert all(m or u for m, u in zip(mirrored, unchanged, strict=True))
     assert 0 < sum(mirrored) < 16
 
 
 @pytest.mark.parametrize(
     "options",
-    [dict(rotation_range=-1), dict(zoom_range=1.0), dict(width_shift_range=float("nan")),
-     dict(fill_mode="reflect")],
+    [dict(rotation_range=-1), dict(zoom_range=1.0), dict(width_shift_range=float("nan")), dict(fill_mode="reflect")],
 )
 def test_bad_settings_are_refused(options):
     with pytest.raises(ValueError):

@@ -40,17 +40,20 @@ def test_training_runs_entirely_on_the_backend(monkeypatch, tmp_path):
     device array, would raise here; and every parameter, gradient and slot must be a device array."""
     use_strict_backend(monkeypatch)
     x, y = toy_data(24)
-    model = mc.Sequential([
-        layers.Conv2D(3, 3, padding="same", activation="relu", input_shape=(8, 8, 1)),
-        layers.MaxPool2D(2),
-        layers.Conv2D(4, (2, 3), strides=2, activation="sigmoid"),
-        layers.ReLU(),
-        layers.Flatten(),
-        layers.Dropout(0.3),
-        layers.Dense(5, activation="relu"),
-        layers.Dense(1),
-        layers.Sigmoid(),
-    ], seed=0)
+    model = mc.Sequential(
+        [
+            layers.Conv2D(3, 3, padding="same", activation="relu", input_shape=(8, 8, 1)),
+            layers.MaxPool2D(2),
+            layers.Conv2D(4, (2, 3), strides=2, activation="sigmoid"),
+            layers.ReLU(),
+            layers.Flatten(),
+            layers.Dropout(0.3),
+            layers.Dense(5, activation="relu"),
+            layers.Dense(1),
+            layers.Sigmoid(),
+        ],
+        seed=0,
+    )
     model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
     model.fit(x, y, batch_size=8, epochs=2, validation_split=0.25, class_weight="balanced", verbose=0)
     for name, value, gradient in model.parameters():
@@ -68,8 +71,11 @@ def test_from_logits_and_sgd_also_stay_on_the_backend(monkeypatch):
     use_strict_backend(monkeypatch)
     x, y = toy_data(8)
     model = mc.Sequential([layers.Flatten(input_shape=(8, 8, 1)), layers.Dense(1)], seed=0)
-    model.compile(optimizer=mc.optimizers.SGD(0.1, momentum=0.9),
-                  loss=mc.losses.BinaryCrossentropy(from_logits=True), metrics=["accuracy"])
+    model.compile(
+        optimizer=mc.optimizers.SGD(0.1, momentum=0.9),
+        loss=mc.losses.BinaryCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
     model.train_on_batch(x, y)
     model.train_on_batch(x, y)
     assert all(type(slot) is StrictArray for slot in model.optimizer.slots.values())
@@ -81,8 +87,14 @@ def test_cupy_request_without_cupy_explains_how_to_fix_it(monkeypatch):
         backend.set_backend("cupy")
     message = str(raised.value)
     # the extras for both CUDA majors, how to tell which one the driver needs, and the old name still works
-    for advice in ("minicnn[gpu-cuda13]", "minicnn[gpu-cuda12]", 'pip install -e ".[gpu-cuda13]"', "nvidia-smi",
-                   "pip install 'minicnn[gpu]'", "ctk"):
+    for advice in (
+        "minicnn[gpu-cuda13]",
+        "minicnn[gpu-cuda12]",
+        'pip install -e ".[gpu-cuda13]"',
+        "nvidia-smi",
+        "pip install 'minicnn[gpu]'",
+        "ctk",
+    ):
         assert advice in message
     assert backend.backend_name() == "numpy"  # a failed switch changes nothing
 
@@ -260,12 +272,20 @@ def test_default_dtype_is_float32_and_float64_is_selectable():
 def test_environment_variable_selects_the_backend(monkeypatch):
     import subprocess
 
-    result = subprocess.run([sys.executable, "-c", "import minicnn; print(minicnn.backend.backend_name())"],
-                            env={**__import__("os").environ, "MINICNN_BACKEND": "numpy"},
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", "import minicnn; print(minicnn.backend.backend_name())"],
+        env={**__import__("os").environ, "MINICNN_BACKEND": "numpy"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     assert result.stdout.strip() == "numpy"
-    failed = subprocess.run([sys.executable, "-c", "import minicnn"], capture_output=True, text=True,
-                            env={**__import__("os").environ, "MINICNN_BACKEND": "tpu"})
+    failed = subprocess.run(
+        [sys.executable, "-c", "import minicnn"],
+        capture_output=True,
+        text=True,
+        env={**__import__("os").environ, "MINICNN_BACKEND": "tpu"},
+    )
     assert failed.returncode != 0 and "unknown backend 'tpu'" in failed.stderr
 
 
@@ -292,7 +312,22 @@ def test_the_study_script_keeps_the_data_path_metrics_and_plots_on_the_host(monk
     monkeypatch.setattr(backend, "set_backend", lambda name: None)  # keep the stand-in in place of --backend
     monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "run"
-    code = train_xray.main(["--data", str(xray_mini_dir), "--image-size", "46", "--epochs", "1", "--limit", "12",
-                            "--batch-size", "4", "--no-augment", "--out", str(out)])
+    code = train_xray.main(
+        [
+            "--data",
+            str(xray_mini_dir),
+            "--image-size",
+            "46",
+            "--epochs",
+            "1",
+            "--limit",
+            "12",
+            "--batch-size",
+            "4",
+            "--no-augment",
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     assert (out / "metrics.json").is_file() and (out / "curves.png").is_file()

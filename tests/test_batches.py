@@ -30,7 +30,7 @@ def all_batches(batches: Batches, epoch: int) -> list[tuple[np.ndarray, np.ndarr
 
 def assert_same_batches(first, second) -> None:
     assert len(first) == len(second)
-    for (x_first, y_first), (x_second, y_second) in zip(first, second):
+    for (x_first, y_first), (x_second, y_second) in zip(first, second, strict=True):
         np.testing.assert_array_equal(x_first, x_second)
         np.testing.assert_array_equal(y_first, y_second)
 
@@ -84,7 +84,9 @@ def test_batches_depend_only_on_seed_epoch_and_position():
 def test_the_transform_gets_a_generator_seeded_by_seed_epoch_and_batch():
     seen = []
     batches = Batches(
-        *numbered(10), batch_size=4, seed=3,
+        *numbered(10),
+        batch_size=4,
+        seed=3,
         transform=lambda x_batch, rng: seen.append(rng.random()) or x_batch,
     )
     all_batches(batches, 2)
@@ -177,6 +179,6 @@ def test_starting_mid_epoch_yields_the_remaining_batches_unchanged(prefetch):
     whole = list(batches.epoch(3))
     rest = list(batches.epoch(3, start=2))
     assert len(rest) == len(whole) - 2
-    for (xa, ya), (xb, yb) in zip(whole[2:], rest):
+    for (xa, ya), (xb, yb) in zip(whole[2:], rest, strict=True):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)

@@ -35,6 +35,7 @@ def no_decoding(monkeypatch, tmp_path):
         def record(*args, **kwargs):
             calls.append(name)
             raise RuntimeError(f"{name} called for a wrong input")
+
         return record
 
     monkeypatch.setattr(minicnn.data.xray, "decode_image", forbidden("decode_image"))
@@ -109,8 +110,11 @@ TRAIN_CASES = [
     (["--data", "A_FILE"], "is a file"),
     (["--data", "PHOTOS"], "is not an X-ray data folder. Accepted layouts: (1) CoronaHack"),
     (["--out", "A_FILE"], "--out A_FILE: is a file, not a folder"),
-    (["--resume"], "--resume: no checkpoint in OUT (looked for OUT/checkpoint.npz); check --out, "
-                   "or leave out --resume to start a fresh run"),
+    (
+        ["--resume"],
+        "--resume: no checkpoint in OUT (looked for OUT/checkpoint.npz); check --out, "
+        "or leave out --resume to start a fresh run",
+    ),
     # Combinations that leave nothing to train on
     (["--limit", "2", "--val-split", "0.5"], "--val-split 0.5: holds out all 2 training images (of --limit 2)"),
     (["--val-split", "0.99"], "--val-split 0.99: holds out all 48 training images, leaving none to train on"),
@@ -121,8 +125,13 @@ TRAIN_CASES = [
 def test_train_refuses_a_wrong_input_at_once(options, message, xray_mini_dir, no_decoding, tmp_path, capsys):
     (tmp_path / "a_file").write_text("not a folder")
     (tmp_path / "photos" / "holiday").mkdir(parents=True)
-    names = {"NOWHERE": tmp_path / "nowhere", "A_FILE": tmp_path / "a_file", "PHOTOS": tmp_path / "photos",
-             "DATA": xray_mini_dir, "OUT": tmp_path / "out"}
+    names = {
+        "NOWHERE": tmp_path / "nowhere",
+        "A_FILE": tmp_path / "a_file",
+        "PHOTOS": tmp_path / "photos",
+        "DATA": xray_mini_dir,
+        "OUT": tmp_path / "out",
+    }
     argv = [str(names.get(option, option)) for option in options]
     message = message.replace("OUT", str(names["OUT"])).replace("A_FILE", str(names["A_FILE"]))
     if "--data" not in options and "--demo" not in options:
@@ -141,8 +150,14 @@ def test_missing_cupy_gets_advice_for_the_command_line(monkeypatch, xray_mini_di
         (train_xray.main, ["--data", str(xray_mini_dir), "--out", str(out), "--backend", "cupy"]),
         (predict_xray.main, ["--sample", "--weights", str(weights), "--backend", "cupy"]),
     ]:
-        err = assert_refused(main, argv, "--backend cupy: backend 'cupy' needs the CuPy package, which is not "
-                             "installed", capsys, no_decoding, tmp_path)
+        err = assert_refused(
+            main,
+            argv,
+            "--backend cupy: backend 'cupy' needs the CuPy package, which is not installed",
+            capsys,
+            no_decoding,
+            tmp_path,
+        )
         assert 'pip install -e ".[gpu-cuda13]"' in err and "--backend numpy" in err and "set_backend" not in err
     assert not out.exists()
 
@@ -167,14 +182,19 @@ def saved_run(tmp_path, xray_mini_dir):
     return out, options
 
 
-@pytest.mark.parametrize("change, message", [
-    (["--image-size", "72"], "checkpoint.npz was trained on 64x64 images, not --image-size 72"),
-    (["--seed", "3"], "checkpoint.npz was trained with --seed 0, not --seed 3"),
-    (["--batch-size", "8"], "was started with --batch-size 16, but this command has --batch-size 8"),
-    (["--no-augment", "--learning-rate", "0.001"],
-     "was started with --learning-rate 0.0001, no --no-augment, but this command has --learning-rate 0.001, "
-     "--no-augment; repeat the first run's options"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--image-size", "72"], "checkpoint.npz was trained on 64x64 images, not --image-size 72"),
+        (["--seed", "3"], "checkpoint.npz was trained with --seed 0, not --seed 3"),
+        (["--batch-size", "8"], "was started with --batch-size 16, but this command has --batch-size 8"),
+        (
+            ["--no-augment", "--learning-rate", "0.001"],
+            "was started with --learning-rate 0.0001, no --no-augment, but this command has --learning-rate 0.001, "
+            "--no-augment; repeat the first run's options",
+        ),
+    ],
+)
 def test_resume_refuses_a_checkpoint_of_another_run(change, message, saved_run, no_decoding, tmp_path, capsys):
     out, options = saved_run
     assert_refused(train_xray.main, [*options, "--resume", *change], message, capsys, no_decoding, tmp_path)
@@ -183,8 +203,9 @@ def test_resume_refuses_a_checkpoint_of_another_run(change, message, saved_run, 
 def test_resume_refuses_a_file_that_is_not_a_model(saved_run, no_decoding, tmp_path, capsys):
     out, options = saved_run
     (out / "checkpoint.npz").write_text("epoch 3 went well\n")
-    assert_refused(train_xray.main, [*options, "--resume"], "is not a minicnn model file", capsys, no_decoding,
-                   tmp_path)
+    assert_refused(
+        train_xray.main, [*options, "--resume"], "is not a minicnn model file", capsys, no_decoding, tmp_path
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -210,8 +231,12 @@ PREDICT_CASES = [
 def test_predict_refuses_a_wrong_input_at_once(options, message, saved_run, no_decoding, tmp_path, capsys):
     out, _ = saved_run
     (tmp_path / "notes.txt").write_text("not a model")
-    names = {"MODEL": out / "checkpoint.npz", "NOWHERE": tmp_path / "nowhere.jpeg", "FOLDER": out,
-             "TEXT": tmp_path / "notes.txt"}
+    names = {
+        "MODEL": out / "checkpoint.npz",
+        "NOWHERE": tmp_path / "nowhere.jpeg",
+        "FOLDER": out,
+        "TEXT": tmp_path / "notes.txt",
+    }
     argv = [str(names.get(option, option)) for option in options]
     for name, path in names.items():
         message = message.replace(name, str(path))
@@ -226,9 +251,21 @@ def test_predict_refuses_a_wrong_input_at_once(options, message, saved_run, no_d
 def test_a_wrong_value_from_the_shell_is_one_line_with_status_2(tmp_path):
     out = tmp_path / "out"
     environment = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}  # this checkout's minicnn
-    result = subprocess.run([sys.executable, str(REPO_ROOT / "examples" / "train_xray.py"), "--demo",
-                             "--batch-size", "0", "--out", str(out)], capture_output=True, text=True, cwd=tmp_path,
-                            env=environment)
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO_ROOT / "examples" / "train_xray.py"),
+            "--demo",
+            "--batch-size",
+            "0",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=environment,
+    )
     assert result.returncode == 2
     assert result.stderr == "error: --batch-size 0: must be a whole number of at least 1\n"
     assert result.stdout == "" and not out.exists()
@@ -243,9 +280,18 @@ def help_text(main, capsys) -> str:
 
 def test_train_help_shows_every_default_once(capsys):
     text = help_text(train_xray.main, capsys)
-    expected = ["(default: $MINICNN_DATA, then data/coronahack)", "(default: runs/xray)", "(default: numpy)",
-                "(default: 60, the study's)", "(default: 32)", "(default: 0.0001)", "(default: 300)",
-                "(default: 0.2)", "(default: 0)", "(default: 0.5)"]
+    expected = [
+        "(default: $MINICNN_DATA, then data/coronahack)",
+        "(default: runs/xray)",
+        "(default: numpy)",
+        "(default: 60, the study's)",
+        "(default: 32)",
+        "(default: 0.0001)",
+        "(default: 300)",
+        "(default: 0.2)",
+        "(default: 0)",
+        "(default: 0.5)",
+    ]
     for default in expected:
         assert text.count(default) == 1, default
     assert text.count("(default:") == len(expected)  # none shown twice, no "default: None" or "False"

@@ -9,24 +9,26 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from reference_layers import conv2d_reference
 
 from minicnn import backend
 from minicnn.gradcheck import check_layer
 from minicnn.layers import Conv2D, Flatten, MaxPool2D, conv
 from minicnn.layers.base import model_owns_memory
-from reference_layers import conv2d_reference
 
-conv_cases = st.fixed_dictionaries({
-    "batch": st.integers(1, 3),
-    "height": st.integers(1, 8),
-    "width": st.integers(1, 8),
-    "channels": st.integers(1, 3),
-    "filters": st.integers(1, 4),
-    "kernel": st.tuples(st.integers(1, 4), st.integers(1, 4)),
-    "strides": st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    "padding": st.sampled_from(["valid", "same"]),
-    "seed": st.integers(0, 2**16),
-})
+conv_cases = st.fixed_dictionaries(
+    {
+        "batch": st.integers(1, 3),
+        "height": st.integers(1, 8),
+        "width": st.integers(1, 8),
+        "channels": st.integers(1, 3),
+        "filters": st.integers(1, 4),
+        "kernel": st.tuples(st.integers(1, 4), st.integers(1, 4)),
+        "strides": st.tuples(st.integers(1, 3), st.integers(1, 3)),
+        "padding": st.sampled_from(["valid", "same"]),
+        "seed": st.integers(0, 2**16),
+    }
+)
 
 
 def fits(case) -> bool:
@@ -52,8 +54,13 @@ def random_input(case):
 def test_forward_equals_nested_loop_reference(case, float64, backend_name):
     layer = build_conv(case)
     x = random_input(case)
-    expected = conv2d_reference(x, backend.to_numpy(layer.params["kernel"]), backend.to_numpy(layer.params["bias"]),
-                                case["strides"], case["padding"])
+    expected = conv2d_reference(
+        x,
+        backend.to_numpy(layer.params["kernel"]),
+        backend.to_numpy(layer.params["bias"]),
+        case["strides"],
+        case["padding"],
+    )
     actual = backend.to_numpy(layer.forward(backend.to_device(x)))
     np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-12)
 
@@ -61,8 +68,9 @@ def test_forward_equals_nested_loop_reference(case, float64, backend_name):
 @settings(max_examples=30, deadline=None)
 @given(case=conv_cases.filter(fits), activation=st.sampled_from([None, "sigmoid"]))
 def test_gradients_match_central_differences(case, activation, float64, backend_name):
-    layer = Conv2D(case["filters"], case["kernel"], strides=case["strides"], padding=case["padding"],
-                   activation=activation)
+    layer = Conv2D(
+        case["filters"], case["kernel"], strides=case["strides"], padding=case["padding"], activation=activation
+    )
     layer.build((case["height"], case["width"], case["channels"]), np.random.default_rng(case["seed"]))
     layer.params["bias"][...] = backend.to_device(np.random.default_rng(case["seed"]).normal(size=case["filters"]))
     report = check_layer(layer, backend.to_device(random_input(case)))
@@ -108,13 +116,15 @@ def test_chunked_batch_equals_one_chunk(batch, float64, monkeypatch):
     np.testing.assert_allclose(backend.to_numpy(y_chunked), backend.to_numpy(y_whole), rtol=1e-12)
     np.testing.assert_allclose(backend.to_numpy(dx_chunked), backend.to_numpy(dx_whole), rtol=1e-12)
     for name in ("kernel", "bias"):
-        np.testing.assert_allclose(backend.to_numpy(chunked.grads[name]), backend.to_numpy(whole.grads[name]),
-                                   rtol=1e-12)
+        np.testing.assert_allclose(
+            backend.to_numpy(chunked.grads[name]), backend.to_numpy(whole.grads[name]), rtol=1e-12
+        )
 
 
 def test_buffers_are_reused_between_training_steps_only_when_the_model_owns_memory(float64):
-    layer = build_conv(dict(height=6, width=6, channels=2, filters=3, kernel=(3, 3), strides=(1, 1),
-                            padding="valid", seed=0))
+    layer = build_conv(
+        dict(height=6, width=6, channels=2, filters=3, kernel=(3, 3), strides=(1, 1), padding="valid", seed=0)
+    )
     x = backend.to_device(np.ones((4, 6, 6, 2)))
     xp = backend.array_module()
     with model_owns_memory([layer]):
@@ -136,8 +146,9 @@ def test_buffers_are_reused_between_training_steps_only_when_the_model_owns_memo
 def test_a_smaller_batch_after_a_larger_one_uses_a_view_and_stays_correct(layer_kind, float64):
     """The last batch of an epoch is smaller: the kept buffers must serve it without stale values."""
     if layer_kind == "conv":
-        layer = build_conv(dict(height=7, width=7, channels=2, filters=3, kernel=(3, 3), strides=(2, 2),
-                                padding="same", seed=0))
+        layer = build_conv(
+            dict(height=7, width=7, channels=2, filters=3, kernel=(3, 3), strides=(2, 2), padding="same", seed=0)
+        )
     else:
         layer = MaxPool2D(2)
         layer.build((7, 7, 2))
@@ -163,8 +174,9 @@ def test_study_layer_workspace_stays_bounded():
 
 
 def test_first_layer_of_a_model_skips_input_gradient_but_a_direct_call_never_does(float64):
-    layer = build_conv(dict(height=5, width=5, channels=1, filters=2, kernel=(3, 3), strides=(1, 1),
-                            padding="valid", seed=0))
+    layer = build_conv(
+        dict(height=5, width=5, channels=1, filters=2, kernel=(3, 3), strides=(1, 1), padding="valid", seed=0)
+    )
     x = backend.to_device(np.ones((2, 5, 5, 1)))
     with model_owns_memory([layer]):
         y = layer.forward(x)
@@ -182,19 +194,24 @@ def test_kernel_larger_than_input_is_a_clear_error():
 def test_wrong_input_shape_and_dtype_name_the_layer():
     layer = Conv2D(2, 3, name="c1")
     layer.build((8, 8, 1))
-    with pytest.raises(ValueError, match=r"c1 \(Conv2D\): expected input of shape \(None, 8, 8, 1\), got \(2, 8, 8, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"c1 \(Conv2D\): expected input of shape \(None, 8, 8, 1\), got \(2, 8, 8, 3\)"
+    ):
         layer.forward(backend.to_device(np.zeros((2, 8, 8, 3), np.float32)))
     with pytest.raises(TypeError, match="expected input dtype float32, got float64"):
         layer.forward(backend.to_device(np.zeros((2, 8, 8, 1))))
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"padding": "full"}, "unknown padding 'full'"),
-    ({"activation": "tanh"}, "unknown activation 'tanh'"),
-    ({"kernel_size": 0}, "kernel_size must be a positive int"),
-    ({"strides": (1, 2, 3)}, "strides must be a positive int or a pair"),
-    ({"kernel_initializer": "ones"}, "unknown initializer 'ones'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"padding": "full"}, "unknown padding 'full'"),
+        ({"activation": "tanh"}, "unknown activation 'tanh'"),
+        ({"kernel_size": 0}, "kernel_size must be a positive int"),
+        ({"strides": (1, 2, 3)}, "strides must be a positive int or a pair"),
+        ({"kernel_initializer": "ones"}, "unknown initializer 'ones'"),
+    ],
+)
 def test_bad_arguments_are_rejected(kwargs, message):
     arguments = {"filters": 4, "kernel_size": 3, **kwargs}
     with pytest.raises(ValueError, match=message):

@@ -254,10 +254,7 @@ def test_bad_files_are_skipped_and_named_and_the_good_images_still_load(mini_cop
         assert sum(name in line for line in data.problems) == 1, name
     assert [line for line in data.problems if names[3] in line][0].count("missing") == 1
     assert set(data.problems) <= set(log)  # every problem is logged too
-    assert log[-1] == (
-        "train: kept 44 images; skipped 4 (1 missing file, 3 unreadable); "
-        "1 file not in the CSV ignored"
-    )
+    assert log[-1] == ("train: kept 44 images; skipped 4 (1 missing file, 3 unreadable); 1 file not in the CSV ignored")
 
 
 def test_unknown_labels_and_repeated_rows_are_skipped(mini_copy):
@@ -268,8 +265,7 @@ def test_unknown_labels_and_repeated_rows_are_skipped(mini_copy):
 
     data = load(mini_copy, "train")
     assert len(data) == 47
-    assert any("Covid?" in line and table.iloc[0]["X_ray_image_name"] in line
-               for line in data.problems)
+    assert any("Covid?" in line and table.iloc[0]["X_ray_image_name"] in line for line in data.problems)
     assert any("more than once" in line for line in data.problems)
     assert (data.frame["label"] <= 1).all()
 
@@ -285,9 +281,7 @@ def test_a_csv_without_a_required_column_is_refused_naming_the_file(mini_copy):
 
 def test_a_csv_without_category_columns_still_loads(mini_copy):
     table = pd.read_csv(mini_copy / xray.METADATA_FILE)
-    table.drop(columns=list(xray.CATEGORY_COLUMNS)).to_csv(
-        mini_copy / xray.METADATA_FILE, index=False
-    )
+    table.drop(columns=list(xray.CATEGORY_COLUMNS)).to_csv(mini_copy / xray.METADATA_FILE, index=False)
     frame = read_metadata(mini_copy, "test")
     assert len(frame) == 24 and frame["Label_1_Virus_category"].isna().all()
 
@@ -357,9 +351,7 @@ def test_changing_an_image_or_the_size_misses_the_cache(mini_copy, tmp_path):
     assert len(list(cache.glob("*.npy"))) == 3
 
 
-def test_cache_location_defaults_to_minicnn_cache_and_can_be_disabled(
-    xray_mini_dir, tmp_path, monkeypatch
-):
+def test_cache_location_defaults_to_minicnn_cache_and_can_be_disabled(xray_mini_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "env-cache"))
     load(xray_mini_dir, "test", cache_dir=False)
     assert not (tmp_path / "env-cache").exists()
@@ -388,8 +380,7 @@ def test_stratified_split_partitions_and_keeps_class_shares(labels, fraction, se
     labels = np.array(labels)
     train, validation = stratified_split(labels, fraction, seed)
     assert not set(train) & set(validation)
-    np.testing.assert_array_equal(np.sort(np.concatenate([train, validation])),
-                                  np.arange(len(labels)))
+    np.testing.assert_array_equal(np.sort(np.concatenate([train, validation])), np.arange(len(labels)))
     assert (np.diff(train) > 0).all() and (np.diff(validation) > 0).all()  # sorted
     for label in np.unique(labels):
         in_class = (labels == label).sum()
@@ -402,8 +393,7 @@ def test_stratified_split_partitions_and_keeps_class_shares(labels, fraction, se
 
 def test_stratified_split_depends_on_the_seed():
     labels = np.repeat([0, 1], 100)
-    assert not np.array_equal(stratified_split(labels, 0.2, seed=0)[1],
-                              stratified_split(labels, 0.2, seed=1)[1])
+    assert not np.array_equal(stratified_split(labels, 0.2, seed=0)[1], stratified_split(labels, 0.2, seed=1)[1])
 
 
 def test_stratified_split_with_fraction_0_has_no_validation():

@@ -11,12 +11,14 @@ from minicnn import backend
 from minicnn.gradcheck import check_layer
 from minicnn.layers import Dense, Flatten
 
-dense_cases = st.fixed_dictionaries({
-    "batch": st.integers(1, 5),
-    "inputs": st.integers(1, 12),
-    "units": st.integers(1, 6),
-    "seed": st.integers(0, 2**16),
-})
+dense_cases = st.fixed_dictionaries(
+    {
+        "batch": st.integers(1, 5),
+        "inputs": st.integers(1, 12),
+        "units": st.integers(1, 6),
+        "seed": st.integers(0, 2**16),
+    }
+)
 
 
 def build_dense(case, activation=None):
@@ -36,8 +38,12 @@ def test_forward_is_x_times_kernel_plus_bias(case, float64, backend_name):
     layer = build_dense(case)
     x = random_input(case)
     kernel, bias = backend.to_numpy(layer.params["kernel"]), backend.to_numpy(layer.params["bias"])
-    expected = np.array([[sum(x[n, i] * kernel[i, o] for i in range(case["inputs"])) + bias[o]
-                          for o in range(case["units"])] for n in range(case["batch"])])
+    expected = np.array(
+        [
+            [sum(x[n, i] * kernel[i, o] for i in range(case["inputs"])) + bias[o] for o in range(case["units"])]
+            for n in range(case["batch"])
+        ]
+    )
     np.testing.assert_allclose(backend.to_numpy(layer.forward(backend.to_device(x))), expected, rtol=1e-12)
 
 

@@ -36,8 +36,9 @@ def run_script(*arguments: str, tmp_path: Path, out: Path | None = None) -> subp
     env.update(PYTHON=sys.executable, MINICNN_CACHE=str(tmp_path / "cache"), TMPDIR=str(tmp_path))
     if out is not None:
         env["OUT"] = str(out)
-    return subprocess.run(["bash", str(SCRIPT), *arguments], cwd=REPO_ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        ["bash", str(SCRIPT), *arguments], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def files_in(folder: Path) -> set[str]:
@@ -80,8 +81,14 @@ def test_checks_stage_dry_run(dry_run):
 @pytest.mark.slow
 def test_study_stage_dry_run(dry_run):
     out = dry_run / "study"
-    assert files_in(out) == {"study.log", "environment.txt", "history.csv", "metrics.json", "curves.png",
-                             "extras.tar.gz"}
+    assert files_in(out) == {
+        "study.log",
+        "environment.txt",
+        "history.csv",
+        "metrics.json",
+        "curves.png",
+        "extras.tar.gz",
+    }
     with open(out / "history.csv", newline="") as file:
         assert len(list(csv.DictReader(file))) == 1  # one epoch
     metrics = json.loads((out / "metrics.json").read_text())

@@ -5,17 +5,22 @@ from __future__ import annotations
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference_layers import col2im_reference, im2col_reference
 
 from minicnn import backend
 from minicnn.im2col import col2im_matmul, im2col
-from reference_layers import col2im_reference, im2col_reference
 
-cases = st.fixed_dictionaries({
-    "n": st.integers(1, 3), "h": st.integers(1, 9), "w": st.integers(1, 9), "c": st.integers(1, 4),
-    "kernel": st.tuples(st.integers(1, 4), st.integers(1, 4)),
-    "strides": st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    "seed": st.integers(0, 1000),
-}).filter(lambda d: d["kernel"][0] <= d["h"] and d["kernel"][1] <= d["w"])
+cases = st.fixed_dictionaries(
+    {
+        "n": st.integers(1, 3),
+        "h": st.integers(1, 9),
+        "w": st.integers(1, 9),
+        "c": st.integers(1, 4),
+        "kernel": st.tuples(st.integers(1, 4), st.integers(1, 4)),
+        "strides": st.tuples(st.integers(1, 3), st.integers(1, 3)),
+        "seed": st.integers(0, 1000),
+    }
+).filter(lambda d: d["kernel"][0] <= d["h"] and d["kernel"][1] <= d["w"])
 
 
 @settings(max_examples=60)
@@ -44,15 +49,16 @@ def test_col2im_matmul_equals_col2im_of_the_product(case, filters, backend_name)
 @settings(max_examples=60)
 @given(case=cases, filters=st.integers(1, 4))
 def test_col2im_matmul_is_the_adjoint_of_the_convolution(case, filters, backend_name):
-    """For any x and dz: sum((im2col(x) @ K) * dz) == sum(x * col2im_matmul(dz, K)); this is what makes backward right."""
+    """For any x and dz: sum((im2col(x) @ K) * dz) == sum(x * col2im_matmul(dz, K)), which makes backward right."""
     rng = np.random.default_rng(case["seed"])
     x = rng.normal(size=(case["n"], case["h"], case["w"], case["c"]))
     kernel = rng.normal(size=(*case["kernel"], case["c"], filters))
     cols = backend.to_numpy(im2col(backend.to_device(x), case["kernel"], case["strides"]))
     y = cols.reshape(-1, cols[0, 0, 0].size) @ kernel.reshape(-1, filters)
     dz = rng.normal(size=y.shape)
-    dx = col2im_matmul(backend.to_device(dz.reshape(*cols.shape[:3], filters)), backend.to_device(kernel), x.shape,
-                       case["strides"])
+    dx = col2im_matmul(
+        backend.to_device(dz.reshape(*cols.shape[:3], filters)), backend.to_device(kernel), x.shape, case["strides"]
+    )
     assert np.isclose(float((y * dz).sum()), float((x * backend.to_numpy(dx)).sum()), rtol=1e-10, atol=1e-10)
 
 

@@ -8,11 +8,11 @@ import signal
 
 import numpy as np
 import pytest
+from test_model import small_model, toy_data
 
 import minicnn as mc
 from minicnn import io, layers
 from minicnn.callbacks import Callback, CSVLogger, InterruptAtBatchEnd, ModelCheckpoint
-from test_model import small_model, toy_data
 
 
 def test_save_and_load_model_round_trip_bit_exactly(tmp_path):
@@ -57,13 +57,24 @@ def test_resume_equals_an_uninterrupted_run(tmp_path):
 
 def test_weights_of_another_shape_are_refused_with_names(tmp_path):
     small_model().save_weights(tmp_path / "w.npz")
-    wider = mc.Sequential([layers.Conv2D(6, 3, activation="relu", input_shape=(8, 8, 1)), layers.MaxPool2D(2),
-                           layers.Flatten(), layers.Dropout(0.25), layers.Dense(8, activation="relu"),
-                           layers.Dense(1, activation="sigmoid")])
-    with pytest.raises(io.ModelFileError, match=r"'conv2d/kernel' has shape \(3, 3, 1, 4\) but the model expects \(3, 3, 1, 6\)"):
+    wider = mc.Sequential(
+        [
+            layers.Conv2D(6, 3, activation="relu", input_shape=(8, 8, 1)),
+            layers.MaxPool2D(2),
+            layers.Flatten(),
+            layers.Dropout(0.25),
+            layers.Dense(8, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ]
+    )
+    with pytest.raises(
+        io.ModelFileError, match=r"'conv2d/kernel' has shape \(3, 3, 1, 4\) but the model expects \(3, 3, 1, 6\)"
+    ):
         wider.load_weights(tmp_path / "w.npz")
     other = mc.Sequential([layers.Dense(1, input_shape=(4,))])
-    with pytest.raises(io.ModelFileError, match=r"missing nothing, unexpected \['conv2d/bias', 'conv2d/kernel', 'dense_1/bias'"):
+    with pytest.raises(
+        io.ModelFileError, match=r"missing nothing, unexpected \['conv2d/bias', 'conv2d/kernel', 'dense_1/bias'"
+    ):
         other.load_weights(tmp_path / "w.npz")
 
 

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_model import small_model, toy_data
 
 import minicnn as mc
 from minicnn import backend, layers, losses, optimizers
 from minicnn.callbacks import Callback
 from minicnn.layers.base import model_owns_memory
-from test_model import small_model, toy_data
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -29,8 +29,7 @@ def every_layer_kind() -> list[tuple[str, layers.Layer, tuple[int, ...]]]:
     """(id, unbuilt layer, input shape) for every layer class and the fused activations."""
     return [
         ("conv-relu-valid", layers.Conv2D(3, 3, activation="relu"), (7, 7, 2)),
-        ("conv-sigmoid-same-stride2", layers.Conv2D(2, 3, strides=2, padding="same", activation="sigmoid"),
-         (7, 6, 2)),
+        ("conv-sigmoid-same-stride2", layers.Conv2D(2, 3, strides=2, padding="same", activation="sigmoid"), (7, 6, 2)),
         ("maxpool", layers.MaxPool2D(2), (6, 6, 3)),
         ("maxpool-overlapping", layers.MaxPool2D(3, strides=1), (5, 5, 2)),
         ("dense-relu", layers.Dense(4, activation="relu"), (6,)),
@@ -67,9 +66,14 @@ def assert_plain_function(layer: layers.Layer, input_shape: tuple[int, ...], see
     dx2 = layer.backward(dy2)
     assert dx2 is not None and dx2.shape == x2.shape
 
-    for array, before, what in [(x1, x1_before, "x1"), (x2, x2_before, "x2"), (y1, y1_before, "the first output"),
-                                (dy1, dy1_before, "dy1"), (dy2, dy2_before, "dy2"),
-                                (dx1, dx1_before, "the first dL/dx")]:
+    for array, before, what in [
+        (x1, x1_before, "x1"),
+        (x2, x2_before, "x2"),
+        (y1, y1_before, "the first output"),
+        (dy1, dy1_before, "dy1"),
+        (dy2, dy2_before, "dy2"),
+        (dx1, dx1_before, "the first dL/dx"),
+    ]:
         np.testing.assert_array_equal(host(array), before, err_msg=f"{layer.describe()} changed {what}")
 
 

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from minicnn import backend, losses
-from minicnn.gradcheck import check_loss
 from minicnn.functions import sigmoid
+from minicnn.gradcheck import check_loss
 
 batch_sizes = st.integers(1, 16)
 
@@ -57,8 +57,9 @@ def test_logits_gradient_matches_central_differences(batch, backend_name):
 def test_weighted_gradient_matches_central_differences(batch, weights, backend_name):
     logits, y_true = batch
     sample_weight = backend.to_device(np.array(weights[: len(logits)]))
-    report = check_loss(losses.BinaryCrossentropy(from_logits=True), backend.to_device(logits),
-                        backend.to_device(y_true), sample_weight)
+    report = check_loss(
+        losses.BinaryCrossentropy(from_logits=True), backend.to_device(logits), backend.to_device(y_true), sample_weight
+    )
     assert report.passed(1e-6), str(report)
 
 
@@ -81,8 +82,12 @@ def test_fused_sigmoid_gradient_is_the_logit_gradient(batch):
     logit_loss.forward(logits, y_true)
     probability_loss = losses.BinaryCrossentropy()
     probability_loss.forward(sigmoid(logits), y_true)
-    np.testing.assert_allclose(backend.to_numpy(probability_loss.gradient_before_sigmoid()),
-                               backend.to_numpy(logit_loss.backward()), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(
+        backend.to_numpy(probability_loss.gradient_before_sigmoid()),
+        backend.to_numpy(logit_loss.backward()),
+        rtol=1e-12,
+        atol=1e-15,
+    )
 
 
 def test_fused_gradient_survives_saturation_in_float32():

@@ -94,8 +94,7 @@ def test_confusion_matrix_hand_case():
     actual = [0, 0, 0, 1, 1, 1, 1, 0]
     predicted = [0, 1, 0, 1, 1, 0, 1, 0]
     # Worked on paper: actual 0 -> predicted 0, 1, 0, 0 ; actual 1 -> predicted 1, 1, 0, 1
-    expected = [[3, 1],
-                [1, 3]]
+    expected = [[3, 1], [1, 3]]
     matrix = confusion_matrix(actual, predicted)
     assert matrix.tolist() == expected
     assert matrix.dtype == np.int64

@@ -27,28 +27,38 @@ STUDY_TABLE = [
 
 
 def study_model(image_size=300, seed=0):
-    return mc.Sequential([
-        layers.Conv2D(32, 3, activation="relu", input_shape=(image_size, image_size, 1)),
-        layers.MaxPool2D(2),
-        layers.Conv2D(64, 3, activation="relu"), layers.MaxPool2D(2),
-        layers.Conv2D(128, 3, activation="relu"), layers.MaxPool2D(2),
-        layers.Conv2D(128, 3, activation="relu"), layers.MaxPool2D(2),
-        layers.Flatten(), layers.Dropout(0.5),
-        layers.Dense(512, activation="relu"), layers.Dense(1, activation="sigmoid"),
-    ], seed=seed)
+    return mc.Sequential(
+        [
+            layers.Conv2D(32, 3, activation="relu", input_shape=(image_size, image_size, 1)),
+            layers.MaxPool2D(2),
+            layers.Conv2D(64, 3, activation="relu"),
+            layers.MaxPool2D(2),
+            layers.Conv2D(128, 3, activation="relu"),
+            layers.MaxPool2D(2),
+            layers.Conv2D(128, 3, activation="relu"),
+            layers.MaxPool2D(2),
+            layers.Flatten(),
+            layers.Dropout(0.5),
+            layers.Dense(512, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        seed=seed,
+    )
 
 
 def small_model(seed=0, dropout=0.25):
-    model = mc.Sequential([
-        layers.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)),
-        layers.MaxPool2D(2),
-        layers.Flatten(),
-        layers.Dropout(dropout),
-        layers.Dense(8, activation="relu"),
-        layers.Dense(1, activation="sigmoid"),
-    ], seed=seed)
-    model.compile(optimizer=optimizers.Adam(learning_rate=0.01), loss=losses.BinaryCrossentropy(),
-                  metrics=["accuracy"])
+    model = mc.Sequential(
+        [
+            layers.Conv2D(4, 3, activation="relu", input_shape=(8, 8, 1)),
+            layers.MaxPool2D(2),
+            layers.Flatten(),
+            layers.Dropout(dropout),
+            layers.Dense(8, activation="relu"),
+            layers.Dense(1, activation="sigmoid"),
+        ],
+        seed=seed,
+    )
+    model.compile(optimizer=optimizers.Adam(learning_rate=0.01), loss=losses.BinaryCrossentropy(), metrics=["accuracy"])
     return model
 
 
@@ -144,7 +154,7 @@ def test_early_stopping_restores_best_weights():
     assert stopper.stopped_epoch is not None
     best = model.get_weights()
     assert len(best) == len(stopper.best_weights) == 6
-    for restored, kept in zip(best, stopper.best_weights):
+    for restored, kept in zip(best, stopper.best_weights, strict=True):
         np.testing.assert_array_equal(restored, kept)
 
 
@@ -156,7 +166,7 @@ def test_nan_loss_stops_training_before_the_bad_update():
     with pytest.raises(TrainingDivergedError, match="NaN or infinite"):
         model.fit(x, y, epochs=1, batch_size=8, verbose=0)
     after = model.get_weights()
-    assert all(np.array_equal(old, new) for old, new in zip(before, after))
+    assert all(np.array_equal(old, new) for old, new in zip(before, after, strict=True))
 
 
 def test_wrong_input_shape_and_dtype_are_clear_errors():

@@ -71,8 +71,10 @@ def test_state_round_trip_continues_identically():
     assert float(weight[0]) == uninterrupted
 
 
-@pytest.mark.parametrize("make", [lambda: optimizers.Adam(learning_rate=0), lambda: optimizers.SGD(momentum=1.5),
-                                  lambda: optimizers.get("rmsprop")])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: optimizers.Adam(learning_rate=0), lambda: optimizers.SGD(momentum=1.5), lambda: optimizers.get("rmsprop")],
+)
 def test_bad_settings_are_rejected(make):
     with pytest.raises(ValueError):
         make()

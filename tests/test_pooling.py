@@ -6,21 +6,23 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reference_layers import maxpool_reference
+from strategies import distinct_values
 
 from minicnn import backend
 from minicnn.gradcheck import check_layer
 from minicnn.layers import MaxPool2D
-from reference_layers import maxpool_reference
-from strategies import distinct_values
 
-pool_cases = st.fixed_dictionaries({
-    "batch": st.integers(1, 3),
-    "height": st.integers(1, 9),
-    "width": st.integers(1, 9),
-    "channels": st.integers(1, 3),
-    "pool": st.tuples(st.integers(1, 3), st.integers(1, 3)),
-    "strides": st.tuples(st.integers(1, 3), st.integers(1, 3)),
-}).filter(lambda c: c["pool"][0] <= c["height"] and c["pool"][1] <= c["width"])
+pool_cases = st.fixed_dictionaries(
+    {
+        "batch": st.integers(1, 3),
+        "height": st.integers(1, 9),
+        "width": st.integers(1, 9),
+        "channels": st.integers(1, 3),
+        "pool": st.tuples(st.integers(1, 3), st.integers(1, 3)),
+        "strides": st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    }
+).filter(lambda c: c["pool"][0] <= c["height"] and c["pool"][1] <= c["width"])
 
 
 def build_pool(case):

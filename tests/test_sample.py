@@ -10,11 +10,11 @@ import sys
 import zipfile
 from pathlib import Path
 
+import predict_xray
 import pytest
+import train_xray
 
 import minicnn
-import predict_xray
-import train_xray
 from minicnn.data import read_metadata, sample_path
 from minicnn.data.sample import SAMPLE_SPLITS
 
@@ -57,9 +57,20 @@ def test_the_built_wheel_carries_the_sample(tmp_path):
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(REPO_ROOT / name, source / name)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--quiet",
-         "--wheel-dir", str(tmp_path / "wheel"), str(source)],
-        check=True, capture_output=True,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp_path / "wheel"),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
     )
     (wheel,) = (tmp_path / "wheel").glob("minicnn-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
@@ -90,8 +101,16 @@ def test_demo_runs_end_to_end_and_says_it_is_a_demo(tmp_path, monkeypatch, capsy
     assert train_xray.main(["--demo", "--epochs", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "DEMO" in printed and "not the study" in printed
-    expected = {"history.csv", "curves.png", "checkpoint.npz", "best.npz", "metrics.json",
-                "confusion_matrix.png", "roc.png", "predictions.png"}
+    expected = {
+        "history.csv",
+        "curves.png",
+        "checkpoint.npz",
+        "best.npz",
+        "metrics.json",
+        "confusion_matrix.png",
+        "roc.png",
+        "predictions.png",
+    }
     assert expected <= {file.name for file in out.iterdir()}
     assert json.loads((out / "metrics.json").read_text())["n_test"] == 24
 

@@ -82,8 +82,12 @@ def test_history_csv_has_one_row_per_epoch(finished_run):
 def test_metrics_json_has_the_clinical_figures_of_the_final_and_the_best_weights(finished_run):
     out, *_ = finished_run
     report = json.loads((out / "metrics.json").read_text())
-    assert report["weights"] == {"file": "checkpoint.npz", "which": "final", "epochs_done": 2,
-                                 "trained": "after 2 epochs"}
+    assert report["weights"] == {
+        "file": "checkpoint.npz",
+        "which": "final",
+        "epochs_done": 2,
+        "trained": "after 2 epochs",
+    }
     for section in (report, report["best"]):
         for key in ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc"):
             assert section[key] is None or 0.0 <= section[key] <= 1.0, key  # None: undefined, never a fake 0
@@ -97,8 +101,13 @@ def test_metrics_json_has_the_clinical_figures_of_the_final_and_the_best_weights
     assert best["file"] == "best.npz" and best["monitor"] == "val_loss"
     assert best["epoch"] == 1 + int(np.argmin(val_losses)) and best["value"] == pytest.approx(min(val_losses))
     assert mc.load_model(out / "best.npz").completed_epochs == best["epoch"]
-    assert report["run"] == {"partial": False, "epochs_done": 2, "epochs_planned": 2, "time_budget_s": None,
-                             "stopped_in_epoch": None}
+    assert report["run"] == {
+        "partial": False,
+        "epochs_done": 2,
+        "epochs_planned": 2,
+        "time_budget_s": None,
+        "stopped_in_epoch": None,
+    }
     assert report["class_names"] == {"0": "Pneumonia", "1": "Normal"}
 
 
@@ -127,8 +136,9 @@ def test_the_run_says_what_it_trains_on_and_what_its_numbers_describe(finished_r
     lines = [" ".join(line.split()) for line in printed.splitlines()]
     # 48 training images, 20 % held out per class: 5 + 5 validate, 19 + 19 train.
     assert "train 38 images: 19 Pneumonia, 19 Normal" in lines
-    assert ("validation 10 images: 5 Pneumonia, 5 Normal (--val-split 0.2 of the 48 training images, stratified)"
-            in lines)
+    assert (
+        "validation 10 images: 5 Pneumonia, 5 Normal (--val-split 0.2 of the 48 training images, stratified)" in lines
+    )
     assert "test 24 images: 12 Pneumonia, 12 Normal" in lines
     assert "backend numpy, dtype float32, images 64x64 grayscale, batch 16" in printed
     assert "Pneumonia is the positive class; an X-ray is called Normal when P(Normal) > 0.5" in printed
@@ -139,8 +149,10 @@ def test_the_run_says_what_it_trains_on_and_what_its_numbers_describe(finished_r
 def test_a_log_file_gets_one_line_per_epoch_and_no_progress_bars(finished_run):
     _, _, _, logged = finished_run
     assert "\r" not in logged
-    assert [line.split(" - ")[0] for line in logged.splitlines() if line.startswith("Epoch ")] == ["Epoch 1/2",
-                                                                                                   "Epoch 2/2"]
+    assert [line.split(" - ")[0] for line in logged.splitlines() if line.startswith("Epoch ")] == [
+        "Epoch 1/2",
+        "Epoch 2/2",
+    ]
 
 
 def test_resume_ends_with_the_same_weights(finished_run, xray_mini_dir, tmp_path, isolated_cache):
@@ -162,8 +174,18 @@ def test_resume_ends_with_the_same_weights(finished_run, xray_mini_dir, tmp_path
 def test_a_time_budget_stops_cleanly_and_resume_picks_up_where_it_stopped(xray_mini_dir, tmp_path, isolated_cache):
     out = tmp_path / "budget"
     # 16 images: 12 train (3 batches of 4) and 4 validate, so a stop can fall inside an epoch.
-    common = ["--data", str(xray_mini_dir), "--out", str(out), "--image-size", "64", "--limit", "16",
-              "--batch-size", "4"]
+    common = [
+        "--data",
+        str(xray_mini_dir),
+        "--out",
+        str(out),
+        "--image-size",
+        "64",
+        "--limit",
+        "16",
+        "--batch-size",
+        "4",
+    ]
 
     def metrics() -> dict:
         return json.loads((out / "metrics.json").read_text())
@@ -172,8 +194,13 @@ def test_a_time_budget_stops_cleanly_and_resume_picks_up_where_it_stopped(xray_m
     code, printed, _ = run([*common, "--epochs", "2", "--time-budget", "1e-9"])
     assert code == 0
     assert "PARTIAL RESULT: the --time-budget of 1e-09 s ran out in epoch 1, after batch 1 of 3; 0 of 2" in printed
-    assert metrics()["run"] == {"partial": True, "epochs_done": 0, "epochs_planned": 2, "time_budget_s": 1e-9,
-                                "stopped_in_epoch": 1}
+    assert metrics()["run"] == {
+        "partial": True,
+        "epochs_done": 0,
+        "epochs_planned": 2,
+        "time_budget_s": 1e-9,
+        "stopped_in_epoch": 1,
+    }
     assert metrics()["best"] is None and not (out / "best.npz").exists() and not (out / "curves.png").exists()
     assert (out / "history.csv").read_text() == "epoch,loss,accuracy,val_loss,val_accuracy,seconds\n"
     assert mc.load_model(out / "checkpoint.npz").partial_epoch["batches"] == 1
@@ -187,8 +214,13 @@ def test_a_time_budget_stops_cleanly_and_resume_picks_up_where_it_stopped(xray_m
     # Stopped again, now with an epoch behind it: curves, a best.npz, and a partial result.
     code, printed, _ = run([*common, "--epochs", "2", "--resume", "--time-budget", "1e-9"])
     assert code == 0 and "ran out in epoch 2, after batch 1 of 3; 1 of 2 epochs done" in printed
-    assert metrics()["run"] == {"partial": True, "epochs_done": 1, "epochs_planned": 2, "time_budget_s": 1e-9,
-                                "stopped_in_epoch": 2}
+    assert metrics()["run"] == {
+        "partial": True,
+        "epochs_done": 1,
+        "epochs_planned": 2,
+        "time_budget_s": 1e-9,
+        "stopped_in_epoch": 2,
+    }
     assert metrics()["weights"]["trained"] == "after 1 epoch and 1 batch of epoch 2"
     assert metrics()["best"]["epoch"] == 1 and (out / "curves.png").exists()
 
@@ -207,8 +239,9 @@ def test_undefined_metrics_are_null_in_metrics_json_and_n_a_on_the_console(xray_
     # --limit 1 keeps one image per split, the first Pneumonia one: a test set without a single Normal X-ray,
     # so specificity (TN / (TN + FP)) and the ROC AUC are undefined, not 0.
     out = tmp_path / "one"
-    code, printed, logged = run(["--data", str(xray_mini_dir), "--out", str(out), "--image-size", "64",
-                                 "--limit", "1", "--epochs", "1"])
+    code, printed, logged = run(
+        ["--data", str(xray_mini_dir), "--out", str(out), "--image-size", "64", "--limit", "1", "--epochs", "1"]
+    )
     assert code == 0
     report = json.loads((out / "metrics.json").read_text())
     assert report["n_test"] == 1 and report["confusion_matrix"]["matrix"][1] == [0, 0]
@@ -221,8 +254,20 @@ def test_undefined_metrics_are_null_in_metrics_json_and_n_a_on_the_console(xray_
 
 def test_a_fresh_run_in_a_used_folder_says_it_replaces_the_earlier_one(xray_mini_dir, tmp_path, isolated_cache):
     out = tmp_path / "used"
-    common = ["--data", str(xray_mini_dir), "--out", str(out), "--image-size", "64", "--limit", "4",
-              "--val-split", "0", "--epochs", "1"]
+    common = [
+        "--data",
+        str(xray_mini_dir),
+        "--out",
+        str(out),
+        "--image-size",
+        "64",
+        "--limit",
+        "4",
+        "--val-split",
+        "0",
+        "--epochs",
+        "1",
+    ]
     assert run(common)[0] == 0
     code, printed, _ = run([*common, "--time-budget", "1e-9"])
     assert code == 0
@@ -257,8 +302,9 @@ def test_missing_data_explains_how_to_get_it(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "runs").exists()
 
 
-def test_a_training_split_of_unreadable_files_stops_before_any_folder_is_made(xray_mini_dir, tmp_path,
-                                                                                 isolated_cache, capsys):
+def test_a_training_split_of_unreadable_files_stops_before_any_folder_is_made(
+    xray_mini_dir, tmp_path, isolated_cache, capsys
+):
     # The listing looks fine (so the checks before decoding pass), but no training file is an image.
     data = tmp_path / "data"
     (data / "train").mkdir(parents=True)

@@ -20,8 +20,15 @@ from minicnn.data.batches import Batches
 from minicnn.data.sample import sample_path
 
 # Names from minicnn.data.xray, imported on first use (PEP 562).
-XRAY_NAMES = ("CLASS_NAMES", "XrayDataset", "decode_image", "detect_layout", "load_split", "read_metadata",
-              "stratified_split")
+XRAY_NAMES = (
+    "CLASS_NAMES",
+    "XrayDataset",
+    "decode_image",
+    "detect_layout",
+    "load_split",
+    "read_metadata",
+    "stratified_split",
+)
 
 __all__ = ["Batches", "ImageAugmenter", "rescale", "sample_path", *XRAY_NAMES]
 

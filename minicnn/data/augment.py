@@ -120,9 +120,7 @@ class ImageAugmenter:
         matrices = self.random_matrices(count, height, width, rng)
         return warp_affine(images, matrices, self.fill_mode)
 
-    def random_matrices(
-        self, count: int, height: int, width: int, rng: np.random.Generator
-    ) -> np.ndarray:
+    def random_matrices(self, count: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
         """Draw one random output-to-source affine matrix per image.
 
         Returns
@@ -179,9 +177,7 @@ def affine_matrices(
     return np.concatenate([linear, offsets[:, :, None]], axis=2)
 
 
-def warp_affine(
-    images: np.ndarray, matrices: np.ndarray, fill_mode: str = "nearest"
-) -> np.ndarray:
+def warp_affine(images: np.ndarray, matrices: np.ndarray, fill_mode: str = "nearest") -> np.ndarray:
     """Resample every image through its own affine matrix, with bilinear interpolation.
 
     Parameters
@@ -224,8 +220,10 @@ def _warp_chunk(images: np.ndarray, matrices: np.ndarray, fill_mode: str) -> np.
     outside = None
     if fill_mode == "constant":
         outside = (
-            (source_rows < -0.5) | (source_rows > height - 0.5)
-            | (source_columns < -0.5) | (source_columns > width - 0.5)
+            (source_rows < -0.5)
+            | (source_rows > height - 0.5)
+            | (source_columns < -0.5)
+            | (source_columns > width - 0.5)
         )
     # Clamping the position to the image is exactly "nearest" filling: the
     # interpolation then reads the edge pixel for anything beyond the edge.
@@ -272,9 +270,7 @@ def _warp_chunk(images: np.ndarray, matrices: np.ndarray, fill_mode: str) -> np.
     return result
 
 
-def _source_positions(
-    matrices: np.ndarray, height: int, width: int
-) -> tuple[np.ndarray, np.ndarray]:
+def _source_positions(matrices: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """Source row and column of every output pixel: two (N, H, W) float32 arrays."""
     rows = np.arange(height, dtype=np.float64)
     columns = np.arange(width, dtype=np.float64)
@@ -284,9 +280,7 @@ def _source_positions(
         # full (N, H, W) array is made by one broadcast addition.
         row_part = matrices[:, axis, 0, None] * rows + matrices[:, axis, 2, None]
         column_part = matrices[:, axis, 1, None] * columns
-        positions.append(
-            np.add(row_part[:, :, None], column_part[:, None, :], dtype=np.float32)
-        )
+        positions.append(np.add(row_part[:, :, None], column_part[:, None, :], dtype=np.float32))
     return positions[0], positions[1]
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -138,9 +138,7 @@ class Batches:
         # and never runs further ahead (which would only cost memory).
         messages: queue.Queue = queue.Queue(maxsize=1)
         stop = threading.Event()
-        worker = threading.Thread(
-            target=self._produce, args=(order, epoch, indices, messages, stop), daemon=True
-        )
+        worker = threading.Thread(target=self._produce, args=(order, epoch, indices, messages, stop), daemon=True)
         worker.start()
         try:
             while True:

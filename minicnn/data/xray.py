@@ -39,10 +39,10 @@ import json
 import os
 import stat
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -133,9 +133,7 @@ def detect_layout(data_dir: str | os.PathLike) -> str:
         return "kermany"
     found = sorted(entry.name + ("/" if entry.is_dir() else "") for entry in folder.iterdir())
     shown = ", ".join(found[:12]) + (f", ... ({len(found)} entries)" if len(found) > 12 else "")
-    raise ValueError(
-        f"{folder} is not an X-ray data folder. {_LAYOUTS_HELP} Found: {shown or 'nothing'}."
-    )
+    raise ValueError(f"{folder} is not an X-ray data folder. {_LAYOUTS_HELP} Found: {shown or 'nothing'}.")
 
 
 def read_metadata(data_dir: str | os.PathLike, split: str) -> pd.DataFrame:
@@ -328,9 +326,10 @@ def _decode_all(
             errors[index] = f"{type(error).__name__}: {error}"
 
     # Pillow releases the GIL while decoding and resizing, so threads decode in parallel.
-    with ThreadPoolExecutor(max_workers=_cpu_count()) as pool, tqdm(
-        total=len(paths), desc=description, unit="img", disable=not progress, leave=False
-    ) as bar:
+    with (
+        ThreadPoolExecutor(max_workers=_cpu_count()) as pool,
+        tqdm(total=len(paths), desc=description, unit="img", disable=not progress, leave=False) as bar,
+    ):
         for _ in pool.map(decode_into, range(len(paths))):
             bar.update()
     return images, errors
@@ -352,9 +351,7 @@ def _default_cache_dir() -> Path:
     return Path(os.environ.get("MINICNN_CACHE") or Path.home() / ".cache" / "minicnn")
 
 
-def _cache_stem(
-    cache_dir: Path, layout: str, split: str, image_size: int, limit: int | None, files: list
-) -> Path:
+def _cache_stem(cache_dir: Path, layout: str, split: str, image_size: int, limit: int | None, files: list) -> Path:
     """Name the cache entry after everything that changes its content.
 
     ``files`` holds (file, size in bytes, modification time in ns) for each
@@ -368,9 +365,7 @@ def _cache_stem(
     return cache_dir / f"xray-{layout}-{split}-{image_size}px-{digest}"
 
 
-def _load_cache(
-    stem: Path, count: int, image_size: int
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def _load_cache(stem: Path, count: int, image_size: int) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Read a cache entry; raises if it is damaged or does not fit ``count`` candidate files."""
     notes = json.loads(stem.with_suffix(".json").read_text())
     decoded = np.array(notes["decoded"], dtype=bool)
@@ -382,9 +377,7 @@ def _load_cache(
     return images, decoded, problems
 
 
-def _save_cache(
-    stem: Path, images: np.ndarray, decoded: np.ndarray, problems: list[str], log: Callable
-) -> None:
+def _save_cache(stem: Path, images: np.ndarray, decoded: np.ndarray, problems: list[str], log: Callable) -> None:
     """Write the images, then the notes; the notes file marks a complete entry."""
     notes = {"decoded": decoded.tolist(), "problems": problems}
     try:
@@ -508,7 +501,7 @@ def _drop_unusable_rows(
     file_stats = []
     seen = set()
     for row, (file, path, label, label_name) in enumerate(
-        zip(frame["file"], frame["path"], frame["label"], frame["label_name"])
+        zip(frame["file"], frame["path"], frame["label"], frame["label_name"], strict=True)
     ):
         shown = file or f"(row {row} of the list has no file name)"
         if label < 0:
@@ -533,9 +526,7 @@ def _stat_file(path: str) -> os.stat_result | None:
     return info if stat.S_ISREG(info.st_mode) else None
 
 
-def _note_files_not_listed(
-    split_folder: Path, frame: pd.DataFrame, problems: list[tuple[str, str]]
-) -> None:
+def _note_files_not_listed(split_folder: Path, frame: pd.DataFrame, problems: list[tuple[str, str]]) -> None:
     listed = set(frame["file"])
     for entry in sorted(os.scandir(split_folder), key=lambda entry: entry.name):
         if _is_visible_file(entry) and entry.name not in listed:
@@ -571,15 +562,13 @@ def _decode_or_load_cache(
             except Exception as error:  # a damaged cache must only cost a rebuild
                 log(f"ignoring the damaged cache {cache_stem}.npy ({error}); rebuilding it")
 
-    images, errors = _decode_all(
-        list(frame["path"]), image_size, progress, description=f"decoding {split}"
-    )
+    images, errors = _decode_all(list(frame["path"]), image_size, progress, description=f"decoding {split}")
     decoded = np.array([error is None for error in errors], dtype=bool)
     if not decoded.all():
         images = images[decoded]
     problems = [
         f"{file}: unreadable image ({error}); skipped"
-        for file, error in zip(frame["file"], errors)
+        for file, error in zip(frame["file"], errors, strict=True)
         if error is not None
     ]
     if cache_stem is not None:

@@ -77,8 +77,13 @@ def reuse_or_allocate(store: dict[Any, Any], key: Any, shape: Shape, dtype: Any)
     """
     xp = backend.array_module()
     kept = store.get(key)
-    if (kept is None or type(kept) is not xp.ndarray or kept.dtype != dtype
-            or kept.shape[1:] != tuple(shape[1:]) or kept.shape[0] < shape[0]):
+    if (
+        kept is None
+        or type(kept) is not xp.ndarray
+        or kept.dtype != dtype
+        or kept.shape[1:] != tuple(shape[1:])
+        or kept.shape[0] < shape[0]
+    ):
         kept = xp.empty(shape, dtype=dtype)
         store[key] = kept
     return kept[: shape[0]]
@@ -199,6 +204,6 @@ def model_owns_memory(layers: Sequence[Layer]) -> Iterator[None]:
         layers[0].compute_input_gradient = False
         yield
     finally:
-        for layer, (reuse_memory, compute_input_gradient) in zip(layers, before):
+        for layer, (reuse_memory, compute_input_gradient) in zip(layers, before, strict=True):
             layer.reuse_memory = reuse_memory
             layer.compute_input_gradient = compute_input_gradient

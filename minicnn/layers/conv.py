@@ -88,9 +88,7 @@ class Conv2D(KernelLayer):
     # ---- shapes ------------------------------------------------------------------
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if len(input_shape) != 3:
-            raise ValueError(
-                f"layer {self.describe()} expects images (H, W, C) per sample, got shape {input_shape}"
-            )
+            raise ValueError(f"layer {self.describe()} expects images (H, W, C) per sample, got shape {input_shape}")
         height, width, _ = input_shape
         out_h = output_size(height, self.kernel_size[0], self.strides[0], self.padding)
         out_w = output_size(width, self.kernel_size[1], self.strides[1], self.padding)
@@ -207,6 +205,7 @@ class Conv2D(KernelLayer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(filters=self.filters, kernel_size=list(self.kernel_size), strides=list(self.strides),
-                      padding=self.padding)
+        config.update(
+            filters=self.filters, kernel_size=list(self.kernel_size), strides=list(self.strides), padding=self.padding
+        )
         return config

@@ -35,8 +35,9 @@ class Dropout(Layer):
         Only for a model's first layer.
     """
 
-    def __init__(self, rate: float, seed: int | None = None, name: str | None = None,
-                 input_shape: Shape | int | None = None) -> None:
+    def __init__(
+        self, rate: float, seed: int | None = None, name: str | None = None, input_shape: Shape | int | None = None
+    ) -> None:
         super().__init__(name=name, input_shape=input_shape)
         if not 0.0 <= rate < 1.0:
             raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")

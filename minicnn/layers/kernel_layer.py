@@ -24,8 +24,14 @@ from minicnn.layers.base import Layer, Shape
 class KernelLayer(Layer):
     """Base of layers with a ``kernel``, a ``bias`` and an optional fused activation."""
 
-    def __init__(self, activation: str | None, kernel_initializer: str, bias_initializer: str,
-                 name: str | None = None, input_shape: Shape | int | None = None) -> None:
+    def __init__(
+        self,
+        activation: str | None,
+        kernel_initializer: str,
+        bias_initializer: str,
+        name: str | None = None,
+        input_shape: Shape | int | None = None,
+    ) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.activation_name = activation
         self.activation = activations.get(activation)
@@ -56,6 +62,9 @@ class KernelLayer(Layer):
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
-        config.update(activation=self.activation_name, kernel_initializer=self.kernel_initializer_name,
-                      bias_initializer=self.bias_initializer_name)
+        config.update(
+            activation=self.activation_name,
+            kernel_initializer=self.kernel_initializer_name,
+            bias_initializer=self.bias_initializer_name,
+        )
         return config

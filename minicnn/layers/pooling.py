@@ -70,7 +70,12 @@ class MaxPool2D(Layer):
         """Index of the element at offset (i, j) of every window: x[window_slice(i, j)] is (N, OH, OW, C)."""
         out_h, out_w, _ = self.output_shape
         sh, sw = self.strides
-        return (slice(None), slice(i, i + sh * (out_h - 1) + 1, sh), slice(j, j + sw * (out_w - 1) + 1, sw), slice(None))
+        return (
+            slice(None),
+            slice(i, i + sh * (out_h - 1) + 1, sh),
+            slice(j, j + sw * (out_w - 1) + 1, sw),
+            slice(None),
+        )
 
     def forward(self, x: Any, training: bool = False) -> Any:
         """x (N, H, W, C) -> y (N, OH, OW, C)."""
