@@ -198,11 +198,11 @@ def _cupy_versions() -> dict[str, Any]:
     }
 
 
-def build_minicnn_model(image_size: int) -> Any:
-    """The study's model as examples/train_xray.py builds it, compiled with Adam(1e-4) and BCE."""
+def build_minicnn_model(image_size: int, root: Path = REPO_ROOT) -> Any:
+    """The study's model as ``root``/examples/train_xray.py builds it, compiled with Adam(1e-4) and BCE."""
     from minicnn import losses, optimizers
 
-    sys.path.insert(0, str(REPO_ROOT / "examples"))
+    sys.path.insert(0, str(root / "examples"))
     from train_xray import build_study_model
 
     model = build_study_model(image_size, seed=0)
@@ -214,49 +214,30 @@ def build_minicnn_model(image_size: int) -> Any:
     return model
 
 
-def _start_backward(model: Any, output: Any, y_col: Any) -> tuple[Any, Callable[[Any], Any], str]:
-    """Compute the loss and say how backpropagation starts, as ``model.train_on_batch`` does.
-
-    Returns ``(gradient, last_backward, note)``: the gradient that enters the last
-    layer, the function that runs the last layer's backward on it, and a note for
-    the report. minicnn fuses sigmoid + binary cross-entropy (the last Dense layer
-    receives dL/dz = (p - y) / N and skips the sigmoid's own backward); we follow
-    the same path so the timings match a real step. If the model or loss does not
-    offer that API, a random gradient is used instead: a layer's time does not
-    depend on the values flowing through it.
-    """
-    last = model.layers[-1]
-    loss = getattr(model, "loss", None)
-    try:
-        loss.forward(output, y_col)
-        if getattr(model, "fused_sigmoid", False) and hasattr(last, "backward_before_activation"):
-            return loss.gradient_before_sigmoid(), last.backward_before_activation, "fused sigmoid + BCE (p - y) / N"
-        return loss.backward(), last.backward, "loss.backward()"
-    except (AttributeError, TypeError, ValueError):
-        from minicnn import backend
-
-        rng = np.random.default_rng(1)
-        gradient = rng.standard_normal(tuple(output.shape)).astype(np.float32) / output.shape[0]
-        return backend.to_device(gradient), last.backward, "random upstream gradient"
-
-
 def minicnn_layer_breakdown(model: Any, x_dev: Any, y_dev: Any, warmup: int, steps: int, sync) -> dict:
-    """Median forward and backward time of every layer of ``model`` on one batch.
+    """Median forward and backward time of every layer of ``model`` on one batch, in the model's fast mode.
 
-    Each repetition runs every layer's ``forward(training=True)`` in order, the
-    loss, then every layer's ``backward`` in reverse order starting from the loss
-    gradient, then the optimizer update, timing each call on its own (with a
-    device synchronisation around it on the GPU). The rows therefore add up to
-    roughly one training step.
+    Each repetition does what ``model.train_on_batch`` does, one call at a time: inside
+    ``model_owns_memory`` (kept buffers, in-place ReLU gradients, no dL/dx for the first
+    layer), every layer's ``forward(training=True)``, the loss, the fused sigmoid + BCE
+    gradient into the last layer's ``backward_from_dz``, every other layer's ``backward``
+    in reverse order, then the optimizer update. Each call is timed on its own (with a
+    device synchronisation around it on the GPU), so the rows add up to one training step.
+
+    The hooks are called by name, with no fallback: if one is renamed, this fails loudly
+    instead of quietly timing something else.
     """
+    from minicnn.layers.base import model_owns_memory
+
     layer_list = list(model.layers)
     forward_times: list[list[float]] = [[] for _ in layer_list]
     backward_times: list[list[float]] = [[] for _ in layer_list]
     loss_times: list[float] = []
     update_times: list[float] = []
-    note = ""
-    optimizer = getattr(model, "optimizer", None)
-    can_update = hasattr(optimizer, "step") and hasattr(model, "parameters")
+    if not model.fused_sigmoid:
+        raise RuntimeError(
+            "the breakdown follows the study's fused sigmoid + BCE start of backward; this model has none"
+        )
 
     def timed(into: list[float], record: bool, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Return ``fn(*args, **kwargs)``; append its duration to ``into`` when ``record`` is true."""
@@ -268,18 +249,22 @@ def minicnn_layer_breakdown(model: Any, x_dev: Any, y_dev: Any, warmup: int, ste
             into.append(time.perf_counter() - start)
         return value
 
-    for repetition in range(warmup + steps):
-        record = repetition >= warmup  # the first `warmup` repetitions are not timed
-        activation = x_dev
-        for index, layer in enumerate(layer_list):
-            activation = timed(forward_times[index], record, layer.forward, activation, training=True)
-        y_col = y_dev.reshape(activation.shape).astype(activation.dtype)
-        gradient, last_backward, note = timed(loss_times, record, _start_backward, model, activation, y_col)
-        gradient = timed(backward_times[-1], record, last_backward, gradient)
-        for index in reversed(range(len(layer_list) - 1)):
-            gradient = timed(backward_times[index], record, layer_list[index].backward, gradient)
-        if can_update:
-            timed(update_times, record, optimizer.step, model.parameters())
+    def loss_and_gradient(output: Any, y_col: Any) -> Any:
+        model.loss.forward(output, y_col)
+        return model.loss.gradient_before_sigmoid()  # dL/dz = (p - y) / N
+
+    with model_owns_memory(layer_list):
+        for repetition in range(warmup + steps):
+            record = repetition >= warmup  # the first `warmup` repetitions are not timed
+            activation = x_dev
+            for index, layer in enumerate(layer_list):
+                activation = timed(forward_times[index], record, layer.forward, activation, training=True)
+            y_col = y_dev.reshape(activation.shape).astype(activation.dtype)
+            gradient = timed(loss_times, record, loss_and_gradient, activation, y_col)
+            gradient = timed(backward_times[-1], record, layer_list[-1].backward_from_dz, gradient)
+            for index in reversed(range(len(layer_list) - 1)):
+                gradient = timed(backward_times[index], record, layer_list[index].backward, gradient)
+            timed(update_times, record, model.optimizer.step, model.parameters())
 
     rows = [
         {
@@ -292,16 +277,20 @@ def minicnn_layer_breakdown(model: Any, x_dev: Any, y_dev: Any, warmup: int, ste
     ]
     # Not layers, but part of every training step: shown so the rows add up to one step.
     rows.append({"layer": "loss (BCE + its gradient)", "forward_s": statistics.median(loss_times), "backward_s": None})
-    if can_update:
-        name = type(optimizer).__name__
-        update_s = statistics.median(update_times)
-        rows.append({"layer": f"optimizer update ({name})", "forward_s": None, "backward_s": None, "other_s": update_s})
-    return {"rows": rows, "upstream_gradient": note}
+    name = type(model.optimizer).__name__
+    update_s = statistics.median(update_times)
+    rows.append({"layer": f"optimizer update ({name})", "forward_s": None, "backward_s": None, "other_s": update_s})
+    return {"rows": rows, "upstream_gradient": "fused sigmoid + BCE (p - y) / N, in the model's fast mode"}
 
 
 def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
-    """Benchmark minicnn on the given backend ("numpy" or "cupy")."""
-    sys.path.insert(0, str(REPO_ROOT))  # measure the minicnn of this checkout, installed or not
+    """Benchmark minicnn on the given backend ("numpy" or "cupy").
+
+    The minicnn measured is the one in ``args.minicnn_root``: this checkout, or with
+    ``--compare`` an exported commit (whether or not a minicnn is installed).
+    """
+    root = Path(args.minicnn_root or REPO_ROOT)
+    sys.path.insert(0, str(root))
     try:
         import minicnn
         from minicnn import backend, layers, losses, optimizers  # noqa: F401  (checks they exist)
@@ -323,7 +312,7 @@ def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
     sync = _minicnn_sync_function(backend_name)
 
     x, y = make_batch(args.batch_size, args.image_size)
-    model = build_minicnn_model(args.image_size)
+    model = build_minicnn_model(args.image_size, root)
 
     def forward() -> None:
         model.predict(x, batch_size=args.batch_size)
@@ -337,6 +326,7 @@ def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
     result = {
         "status": "ok",
         "version": getattr(minicnn, "__version__", "unknown"),
+        "minicnn_file": minicnn.__file__,
         "params": int(model.count_params()),
         "forward_times_s": forward_times,
         "train_times_s": train_times,
@@ -567,6 +557,8 @@ def benchmark_in_subprocess(framework: str, args: argparse.Namespace) -> dict:
     ]  # fmt: skip
     if args.no_breakdown:
         command.append("--no-breakdown")
+    if args.minicnn_root:
+        command += ["--minicnn-root", str(args.minicnn_root)]
     print(f"running {framework} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     # To notice other programs competing for the CPU: all busy CPU time minus our child's.
@@ -602,6 +594,98 @@ def benchmark_in_subprocess(framework: str, args: argparse.Namespace) -> dict:
         "status": "error",
         "detail": f"child exited with code {completed.returncode} and no result",
     }
+
+
+# --------------------------------------------------------------------------- --compare REV
+
+
+def describe_tree(root: Path) -> str:
+    """The commit a tree holds: its 40-hex HEAD, plus " + uncommitted changes" when it has any."""
+    commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    changed = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True).stdout.strip()  # fmt: skip
+    return commit.stdout.strip() + (" + uncommitted changes" if changed else "")
+
+
+def export_revision(revision: str, into: Path) -> str:
+    """Write the files of ``revision`` into ``into`` (git archive); return its 40-hex commit."""
+    commit = subprocess.run(
+        ["git", "-C", str(REPO_ROOT), "rev-parse", "--verify", f"{revision}^{{commit}}"],
+        capture_output=True,
+        text=True,
+    )
+    if commit.returncode != 0:
+        raise SystemExit(f"error: --compare {revision}: not a commit of {REPO_ROOT} ({commit.stderr.strip()})")
+    archive = subprocess.run(["git", "-C", str(REPO_ROOT), "archive", commit.stdout.strip()], capture_output=True)
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+    return commit.stdout.strip()
+
+
+def compare_with_revision(args: argparse.Namespace) -> None:
+    """Time this working tree's minicnn and REV's side by side, in alternating processes.
+
+    Each round runs one child process per side (in alternating order, so that a slow
+    spell of the machine hits both), each timing ``--steps`` training steps and forward
+    passes after ``--warmup``. The table gives, per side, the median over the rounds of
+    each round's median, the spread (lowest to highest round), and the peak RSS.
+    """
+    import tempfile
+
+    if args.rounds < 5:
+        raise SystemExit(f"error: --rounds {args.rounds}: a comparison needs at least 5 rounds")
+    args.no_breakdown = True  # the two sides may not share the layer hooks the breakdown calls
+    with tempfile.TemporaryDirectory(prefix="minicnn-compare-") as folder:
+        sides = [("this tree", REPO_ROOT, describe_tree(REPO_ROOT)),
+                 (args.compare, Path(folder), export_revision(args.compare, Path(folder)))]  # fmt: skip
+        rounds: dict[str, list[dict]] = {label: [] for label, _, _ in sides}
+        for round_index in range(args.rounds):
+            order = sides if round_index % 2 == 0 else sides[::-1]
+            for label, root, _ in order:
+                args.minicnn_root = root
+                result = summarize(benchmark_in_subprocess("minicnn", args), args.batch_size)
+                if result.get("status") != "ok":
+                    raise SystemExit(f"error: {label}: {result.get('status')}: {result.get('detail')}")
+                rounds[label].append(result)
+        args.minicnn_root = None
+
+    machine = machine_description(args.threads)
+    print(
+        f"\nminicnn side by side: {args.rounds} alternating rounds of {args.steps} steps after {args.warmup} "
+        f"warm-up, batch {args.batch_size}, {args.image_size}x{args.image_size}x1, {args.threads} threads"
+    )
+    print(f"machine: {machine['processor']}; vector extensions: {machine['vector_extensions']}")
+    summary = []
+    for label, _, commit in sides:
+        train = [r["train_s"] for r in rounds[label]]
+        forward = [r["forward_s"] for r in rounds[label]]
+        peak = [r["peak_rss_bytes"] for r in rounds[label] if r.get("peak_rss_bytes")]
+        summary.append({
+            "side": label, "commit": commit, "minicnn_file": rounds[label][0]["minicnn_file"],
+            "train_s": statistics.median(train), "train_min_s": min(train), "train_max_s": max(train),
+            "forward_s": statistics.median(forward), "forward_min_s": min(forward), "forward_max_s": max(forward),
+            "peak_rss_bytes": statistics.median(peak) if peak else None, "rounds": rounds[label],
+        })  # fmt: skip
+        print(f"  {label}: commit {commit}\n    minicnn.__file__ = {rounds[label][0]['minicnn_file']}")
+    reference = summary[1]["train_s"]
+    headers = ["minicnn", "train step (median)", "spread", "forward", "spread", "peak RSS", "speed-up"]
+    rows = [
+        [
+            entry["side"],
+            f"{entry['train_s']:.3f} s",
+            f"{entry['train_min_s']:.3f}-{entry['train_max_s']:.3f}",
+            f"{entry['forward_s']:.3f} s",
+            f"{entry['forward_min_s']:.3f}-{entry['forward_max_s']:.3f}",
+            f"{entry['peak_rss_bytes'] / 1e9:.2f} GB" if entry["peak_rss_bytes"] else "-",
+            f"{reference / entry['train_s']:.2f}x",
+        ]
+        for entry in summary
+    ]
+    print(format_table(headers, rows))
+    if args.json:
+        payload = {"settings": {k: str(v) for k, v in vars(args).items()}, "machine": machine, "compare": summary}
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+        print(f"\nresults saved to {args.json}")
 
 
 # --------------------------------------------------------------------------- report
@@ -709,10 +793,22 @@ def machine_description(threads: int) -> dict:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": _cpu_model(),
+        "vector_extensions": _vector_extensions(),
         "cpu_count": os.cpu_count(),
         "threads": threads,
         "numpy": np.__version__,
     }
+
+
+def _vector_extensions() -> str:
+    """The SIMD extensions GEMMs and NumPy loops can use (AVX2, AVX-512 ...), from /proc/cpuinfo on Linux."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+            flags = next((line.split(":", 1)[1].split() for line in cpuinfo if line.startswith("flags")), [])
+    except OSError:
+        return "unknown"
+    wanted = {"avx2": "AVX2", "fma": "FMA", "avx512f": "AVX-512F", "avx512bw": "AVX-512BW", "amx_tile": "AMX"}
+    return ", ".join(name for flag, name in wanted.items() if flag in flags) or "none of AVX2/AVX-512"
 
 
 def _cpu_model() -> str:
@@ -796,7 +892,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-breakdown", action="store_true", help="skip the per-layer breakdown of minicnn")
     parser.add_argument("--timeout", type=float, default=3600, help="seconds allowed per framework")
     parser.add_argument("--verbose", action="store_true", help="show each child's stderr")
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="time minicnn at git revision REV beside this working tree (train step and forward, NumPy)",
+    )
+    parser.add_argument("--rounds", type=int, default=5, help="with --compare: alternating rounds (at least 5)")
     parser.add_argument("--framework", choices=FRAMEWORKS, help=argparse.SUPPRESS)  # child mode
+    parser.add_argument("--minicnn-root", type=Path, help=argparse.SUPPRESS)  # child mode: whose minicnn
     args = parser.parse_args(argv)
     if args.backend and args.frameworks:
         parser.error("give --backend or --frameworks, not both")
@@ -816,6 +919,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.framework:
         run_child(args)
+        return
+    if args.compare:
+        compare_with_revision(args)
         return
 
     results = []
