@@ -119,9 +119,21 @@ def test_the_fast_mode_is_switched_on_inside_fit_and_back_off_afterwards():
         def on_train_batch_end(self, batch: int, logs: dict[str, float]) -> None:
             seen.append([(layer.reuse_memory, layer.compute_input_gradient) for layer in self.model.layers])
 
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[Spy()])
+    class ActivationSpy(Callback):
+        def on_train_batch_end(self, batch: int, logs: dict[str, float]) -> None:
+            conv, pool = self.model.layers[:2]
+            seen_activations.append((type(conv.activation).__name__, type(pool.activation).__name__))
+
+    seen_activations = []
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[Spy(), ActivationSpy()])
     assert seen and all(state == [(True, False)] + [(True, True)] * 5 for state in seen)
     assert all((layer.reuse_memory, layer.compute_input_gradient) == (False, True) for layer in model.layers)
+    # Inside, the conv's ReLU was lent to the max pool after it; afterwards each has its own again.
+    assert seen_activations == [("Linear", "ReLU")] * 2
+    assert (type(model.layers[0].activation).__name__, type(model.layers[1].activation).__name__) == (
+        "ReLU",
+        "Linear",
+    )
 
 
 def pure_gradients(model: mc.Sequential, x, y) -> list[np.ndarray]:
@@ -154,6 +166,20 @@ def test_fast_and_pure_modes_give_bit_identical_gradients():
         pure = pure_gradients(pure_model, x, y)
         fast = fast_gradients(fast_model, x, y)
         for a, b in zip(pure, fast, strict=True):
+            np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
+
+
+def test_moving_the_relu_after_the_pool_keeps_gradients_bit_identical_with_ties_and_zeros():
+    """Small integers make exact ties and windows whose max is 0 or negative: the hard cases of the move."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(-2, 3, size=(6, 8, 8, 1)).astype(np.float32)
+    y = rng.integers(0, 2, size=6).astype(np.float32)
+    pure_model, fast_model = small_model(seed=2, dropout=0.0), small_model(seed=2, dropout=0.0)
+    kernel = rng.integers(-1, 2, size=(3, 3, 1, 4)).astype(np.float32)  # z takes few, repeated values
+    for model in (pure_model, fast_model):
+        model.layers[0].params["kernel"][...] = backend.to_device(kernel)
+    for step in range(2):
+        for a, b in zip(pure_gradients(pure_model, x, y), fast_gradients(fast_model, x, y), strict=True):
             np.testing.assert_array_equal(a, b, err_msg=f"step {step}")
 
 

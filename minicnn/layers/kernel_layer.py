@@ -46,16 +46,6 @@ class KernelLayer(Layer):
         self.params["kernel"] = self.kernel_initializer(kernel_shape, rng, self.dtype)
         self.params["bias"] = self.bias_initializer((kernel_shape[-1],), rng, self.dtype)
 
-    def activation_backward(self, dy: Any) -> Any:
-        """dL/dz = dL/dy * a'(z), the gradient at the pre-activation output z (same shape as dy).
-
-        In a model's fast mode the model owns ``dy`` and nobody reads it afterwards, so a
-        ReLU may write dL/dz into it; called directly, ``dy`` stays untouched.
-        """
-        if self.reuse_memory:
-            return self.activation.backward_in_place(dy)
-        return self.activation.backward(dy)
-
     def backward_from_dz(self, dz: Any) -> Any:
         """The layer's own backward, from dz = dL/dz: fills grads and returns dL/dx (or None)."""
         raise NotImplementedError

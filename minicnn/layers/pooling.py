@@ -12,6 +12,12 @@ gradient is never counted twice.
 
 As in im2col, we loop over the PH*PW window *offsets* (4 for a 2x2 pool), each a
 strided slice of the whole batch, never over pixels.
+
+A ReLU before a max pool can move after it: max(relu(a), relu(b)) = relu(max(a, b)).
+A model's fast mode does that (see ``model_owns_memory`` in base.py): it lends this
+layer the ReLU of the layer before, kept in ``self.activation`` (otherwise the
+identity), so the ReLU touches the pooled output, 4 times smaller. Called directly,
+the layer never holds a ReLU.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from typing import Any
 
 from minicnn import backend
 from minicnn.im2col import output_size
+from minicnn.layers import activations
 from minicnn.layers.base import Layer, Shape, as_pair
 
 
@@ -47,6 +54,8 @@ class MaxPool2D(Layer):
     ) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.pool_size = as_pair(pool_size, "MaxPool2D pool_size")
+        self.activation: activations.Activation = activations.Linear()  # a lent ReLU in the fast mode
+        self.commutes_with_relu = True
         self.strides = as_pair(strides if strides is not None else pool_size, "MaxPool2D strides")
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -88,18 +97,26 @@ class MaxPool2D(Layer):
         for i, j in offsets[1:]:
             xp.maximum(y, x[self.window_slice(i, j)], out=y)
         # Backward finds each window's winner again by comparing x with y. Keeping x costs
-        # nothing extra when a ReLU before us keeps it anyway (as in the study's model).
+        # nothing extra when the layer before keeps it anyway (as in the study's model).
         self.x, self.y = x, y
-        return y
+        # The identity, unless a ReLU is lent. It overwrites y: a window whose max was <= 0
+        # then finds no winner in backward, which is right, as the ReLU passes it no gradient.
+        return self.activation.forward_in_place(y)
 
     def backward(self, dy: Any) -> Any:
         """dy (N, OH, OW, C) -> dx (N, H, W, C): each dy goes to its window's first winner."""
         xp = backend.array_module()
+        dy = self.activation_backward(dy)  # the identity, unless a ReLU is lent
         dx = self.array("input_gradient", self.x.shape, dy.dtype)
-        dx[...] = 0  # elements that win no window (and dropped odd edges) get no gradient
-        # Windows tile the image without overlap when strides >= pool_size; then every x
-        # element belongs to at most one window and we can write dx directly.
-        overlapping = self.strides[0] < self.pool_size[0] or self.strides[1] < self.pool_size[1]
+        out_h, out_w, _ = self.output_shape
+        (ph, pw), tiling = self.pool_size, self.strides == self.pool_size
+        if tiling:
+            # Windows side by side: the offsets' slices below write every covered element once,
+            # so only an odd last row or column, which no window covers, needs its zeros.
+            dx[:, out_h * ph :] = 0
+            dx[:, :, out_w * pw :] = 0
+        else:
+            dx[...] = 0  # overlapping windows add into dx; gaps between windows stay zero
         taken = self.array("taken", self.y.shape, bool)  # windows whose winner was already found
         taken[...] = False
         winner = self.array("winner", self.y.shape, bool)
@@ -108,10 +125,10 @@ class MaxPool2D(Layer):
             xp.equal(self.x[window], self.y, out=winner)
             xp.greater(winner, taken, out=winner)  # winner and not taken: on a tie only the first offset wins
             taken |= winner
-            if overlapping:
-                dx[window] += dy * winner  # overlapping windows may share an element: add
+            if tiling:
+                xp.multiply(dy, winner, out=dx[window])  # dy at this offset's winners, 0 elsewhere
             else:
-                xp.multiply(dy, winner, out=dx[window])
+                dx[window] += dy * winner  # overlapping windows may share an element: add
         return dx
 
     def get_config(self) -> dict[str, Any]:
