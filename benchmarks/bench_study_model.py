@@ -310,6 +310,8 @@ def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
     else:
         backend.set_backend("numpy")
     sync = _minicnn_sync_function(backend_name)
+    if hasattr(minicnn, "set_threads"):  # the threads of the memory-bound passes (since the parallel module)
+        minicnn.set_threads(args.threads)
 
     x, y = make_batch(args.batch_size, args.image_size)
     model = build_minicnn_model(args.image_size, root)

@@ -18,6 +18,7 @@ from types import ModuleType
 from minicnn import backend, callbacks, io, layers, losses, optimizers
 from minicnn.backend import set_backend
 from minicnn.model import Sequential
+from minicnn.parallel import set_threads
 from minicnn.saving import load_model
 from minicnn.training import TrainingDivergedError
 
@@ -28,6 +29,7 @@ __all__ = [
     "TrainingDivergedError",
     "load_model",
     "set_backend",
+    "set_threads",
     "backend",
     "callbacks",
     "io",

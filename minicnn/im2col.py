@@ -38,7 +38,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from minicnn import backend
+from minicnn import backend, parallel
 
 
 def output_size(input_size: int, kernel_size: int, stride: int, padding: str) -> int:
@@ -93,7 +93,11 @@ def im2col(x: Any, kernel_size: tuple[int, int], stride: tuple[int, int], out: A
     )
     if out is None:
         out = xp.empty(windows.shape, dtype=x.dtype)
-    out[...] = windows  # the only copy: one row per window
+
+    def copy_windows(rows: slice) -> None:
+        out[rows] = windows[rows]  # the only copy: one row per window
+
+    parallel.over_batch(copy_windows, n)  # each thread copies its own images (minicnn/parallel.py)
     return out
 
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from minicnn import backend
+from minicnn import backend, parallel
 from minicnn.im2col import col2im_matmul, im2col, output_size, padding_amounts
 from minicnn.layers.base import Shape, as_pair, reuse_or_allocate
 from minicnn.layers.kernel_layer import KernelLayer
@@ -165,7 +165,8 @@ class Conv2D(KernelLayer):
         for rows, cols in self.im2col_chunks(x_padded):
             # z = cols @ W for these images, written straight into z: (n*OH*OW, KH*KW*C) @ (KH*KW*C, F)
             xp.matmul(cols, kernel_matrix, out=z[rows].reshape(-1, filters))
-        z += self.params["bias"]  # + bias, broadcast over N, OH, OW
+        bias = self.params["bias"]  # + bias, broadcast over N, OH, OW; each thread its own images
+        parallel.over_batch(lambda rows: xp.add(z[rows], bias, out=z[rows]), len(z))
         # Backward rebuilds cols from x chunk by chunk, rather than keep all of them (KH*KW times x).
         self.x_padded = x_padded
         return self.activation.forward_in_place(z)  # y = a(z); z is this call's own array

@@ -11,7 +11,8 @@ first in row-major window order) receives the gradient, as in TensorFlow, so the
 gradient is never counted twice.
 
 As in im2col, we loop over the PH*PW window *offsets* (4 for a 2x2 pool), each a
-strided slice of the whole batch, never over pixels.
+strided slice of the whole batch, never over pixels. Both passes are elementwise, so
+each thread of :func:`minicnn.parallel.over_batch` pools its own part of the batch.
 
 A ReLU before a max pool can move after it: max(relu(a), relu(b)) = relu(max(a, b)).
 A model's fast mode does that (see ``model_owns_memory`` in base.py): it lends this
@@ -24,7 +25,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minicnn import backend
+from minicnn import backend, parallel
 from minicnn.im2col import output_size
 from minicnn.layers import activations
 from minicnn.layers.base import Layer, Shape, as_pair
@@ -89,13 +90,8 @@ class MaxPool2D(Layer):
     def forward(self, x: Any, training: bool = False) -> Any:
         """x (N, H, W, C) -> y (N, OH, OW, C)."""
         self.check_input(x)
-        xp = backend.array_module()
-        offsets = self.window_offsets()
-        first = x[self.window_slice(*offsets[0])]
-        y = self.array("output", first.shape, x.dtype)
-        y[...] = first
-        for i, j in offsets[1:]:
-            xp.maximum(y, x[self.window_slice(i, j)], out=y)
+        y = self.array("output", (x.shape[0], *self.output_shape), x.dtype)
+        parallel.over_batch(lambda rows: self.pool(x[rows], y[rows]), len(x))
         # Backward finds each window's winner again by comparing x with y. Keeping x costs
         # nothing extra when the layer before keeps it anyway (as in the study's model).
         self.x, self.y = x, y
@@ -103,11 +99,29 @@ class MaxPool2D(Layer):
         # then finds no winner in backward, which is right, as the ReLU passes it no gradient.
         return self.activation.forward_in_place(y)
 
+    def pool(self, x: Any, y: Any) -> None:
+        """y = the max of every window of x, x (n, H, W, C) -> y (n, OH, OW, C), written into y."""
+        xp = backend.array_module()
+        offsets = self.window_offsets()
+        y[...] = x[self.window_slice(*offsets[0])]
+        for i, j in offsets[1:]:
+            xp.maximum(y, x[self.window_slice(i, j)], out=y)
+
     def backward(self, dy: Any) -> Any:
         """dy (N, OH, OW, C) -> dx (N, H, W, C): each dy goes to its window's first winner."""
-        xp = backend.array_module()
         dy = self.activation_backward(dy)  # the identity, unless a ReLU is lent
         dx = self.array("input_gradient", self.x.shape, dy.dtype)
+        taken = self.array("taken", dy.shape, bool)  # windows whose winner was already found
+        winner = self.array("winner", dy.shape, bool)
+        parallel.over_batch(
+            lambda rows: self.route_gradient(dy[rows], self.x[rows], self.y[rows], dx[rows], taken[rows], winner[rows]),
+            len(dy),
+        )
+        return dx
+
+    def route_gradient(self, dy: Any, x: Any, y: Any, dx: Any, taken: Any, winner: Any) -> None:
+        """dx = dy at each window's first winner (x == y), zero elsewhere; ``taken`` and ``winner`` are scratch."""
+        xp = backend.array_module()
         out_h, out_w, _ = self.output_shape
         (ph, pw), tiling = self.pool_size, self.strides == self.pool_size
         if tiling:
@@ -117,19 +131,16 @@ class MaxPool2D(Layer):
             dx[:, :, out_w * pw :] = 0
         else:
             dx[...] = 0  # overlapping windows add into dx; gaps between windows stay zero
-        taken = self.array("taken", self.y.shape, bool)  # windows whose winner was already found
         taken[...] = False
-        winner = self.array("winner", self.y.shape, bool)
         for i, j in self.window_offsets():
             window = self.window_slice(i, j)
-            xp.equal(self.x[window], self.y, out=winner)
+            xp.equal(x[window], y, out=winner)
             xp.greater(winner, taken, out=winner)  # winner and not taken: on a tie only the first offset wins
             taken |= winner
             if tiling:
                 xp.multiply(dy, winner, out=dx[window])  # dy at this offset's winners, 0 elsewhere
             else:
                 dx[window] += dy * winner  # overlapping windows may share an element: add
-        return dx
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()
