@@ -18,28 +18,15 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import NoReturn
 
 import numpy as np
+from command_line import OneLineErrorParser, fail, use_backend
 
 import minicnn as mc
 from minicnn import backend
 from minicnn.data import rescale, sample_path
 from minicnn.data.xray import CLASS_NAMES, decode_image, read_metadata
 from minicnn.io import ModelFileError
-
-
-def fail(message: str) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with status 2, the convention for a wrong command line."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse's parser, but a wrong input gets one line, not the whole usage text above it."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(message)
 
 
 def probability(text: str) -> float:
@@ -90,17 +77,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         if path.is_dir():
             fail(f"{path}: is a folder; give the image files in it")
     return args
-
-
-def use_backend(name: str) -> None:
-    """Switch to the backend, with advice that fits the command line when it is missing."""
-    try:
-        backend.set_backend(name)
-    except backend.BackendError as error:
-        # The library's advice names set_backend('numpy'); on the command line that is --backend numpy.
-        fail(
-            f"--backend {name}: " + str(error).replace(backend.CPU_FALLBACK, "Or run on the CPU with --backend numpy.")
-        )
 
 
 def main(argv: list[str] | None = None) -> int:

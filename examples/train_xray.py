@@ -36,9 +36,10 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
+from command_line import OneLineErrorParser, fail, use_backend
 
 import minicnn as mc
 from minicnn import backend, layers, losses, optimizers
@@ -105,19 +106,6 @@ SETTINGS_FILE = "settings.json"
 # ----------------------------------------------------------------------------
 # Wrong input: one line, exit status 2
 # ----------------------------------------------------------------------------
-
-
-def fail(message: str) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with status 2, the convention for a wrong command line."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-class OneLineErrorParser(argparse.ArgumentParser):
-    """argparse's parser, but a wrong input gets one line, not the whole usage text above it."""
-
-    def error(self, message: str) -> NoReturn:
-        fail(message)
 
 
 def flag(name: str) -> str:
@@ -351,17 +339,6 @@ def check_out_folder(out: Path) -> None:
         existing = existing.parent
     if not os.access(existing, os.W_OK):
         fail(f"--out {out}: cannot write in {existing} (no permission)")
-
-
-def use_backend(name: str) -> None:
-    """Switch to the backend now, so a missing GPU is reported before an hour of decoding."""
-    try:
-        backend.set_backend(name)
-    except backend.BackendError as error:
-        # The library's advice names set_backend('numpy'); on the command line that is --backend numpy.
-        fail(
-            f"--backend {name}: " + str(error).replace(backend.CPU_FALLBACK, "Or run on the CPU with --backend numpy.")
-        )
 
 
 def architecture(model: mc.Sequential) -> dict[str, Any]:

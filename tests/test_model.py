@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from train_xray import build_study_model
 
 import minicnn as mc
 from minicnn import backend, layers, losses, optimizers
@@ -24,26 +25,6 @@ STUDY_TABLE = [
     ("dense (Dense)", "(None, 512)", "16,777,728"),
     ("dense_1 (Dense)", "(None, 1)", "513"),
 ]
-
-
-def study_model(image_size=300, seed=0):
-    return mc.Sequential(
-        [
-            layers.Conv2D(32, 3, activation="relu", input_shape=(image_size, image_size, 1)),
-            layers.MaxPool2D(2),
-            layers.Conv2D(64, 3, activation="relu"),
-            layers.MaxPool2D(2),
-            layers.Conv2D(128, 3, activation="relu"),
-            layers.MaxPool2D(2),
-            layers.Conv2D(128, 3, activation="relu"),
-            layers.MaxPool2D(2),
-            layers.Flatten(),
-            layers.Dropout(0.5),
-            layers.Dense(512, activation="relu"),
-            layers.Dense(1, activation="sigmoid"),
-        ],
-        seed=seed,
-    )
 
 
 def small_model(seed=0, dropout=0.25):
@@ -72,7 +53,7 @@ def toy_data(n=64, seed=0):
 
 
 def test_study_model_has_the_papers_17018497_parameters_and_table():
-    model = study_model()
+    model = build_study_model(300)
     assert model.count_params() == 17_018_497
     printed = []
     assert model.summary(print_fn=printed.append) is None
@@ -84,7 +65,7 @@ def test_study_model_has_the_papers_17018497_parameters_and_table():
 
 
 def test_summary_with_batch_size_reports_memory():
-    model = study_model()
+    model = build_study_model(300)
     printed = []
     model.summary(batch_size=32, print_fn=printed.append)
     text = "\n".join(printed)
