@@ -528,8 +528,11 @@ def evaluate_on_test(
     args: argparse.Namespace,
     run: dict[str, Any],
     history: dict[str, list[float]],
+    best_path: Path | None = None,
 ) -> dict[str, Any]:
     """Evaluate the final weights (and best.npz) on the test split; write metrics.json and the figures.
+
+    Everything is written into ``args.out``; best.npz is read from ``best_path`` (default: ``args.out``).
 
     The final weights are the study's figures: metrics.json's top level, the confusion matrix,
     the ROC curve and the prediction grid. best.npz, when there is one, gets the "best" section.
@@ -546,7 +549,7 @@ def evaluate_on_test(
         **report,
         "class_names": {str(label): name for label, name in CLASS_NAMES.items()},
         "model_output": "P(Normal): an X-ray is predicted Normal when it is above the threshold",
-        "best": evaluate_best(test, args, history),
+        "best": evaluate_best(test, args, history, best_path or args.out / "best.npz"),
         "run": run,
     }
     write_text(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
@@ -574,10 +577,9 @@ def evaluate_on_test(
 
 
 def evaluate_best(
-    test: XrayDataset, args: argparse.Namespace, history: dict[str, list[float]]
+    test: XrayDataset, args: argparse.Namespace, history: dict[str, list[float]], path: Path
 ) -> dict[str, Any] | None:
-    """The "best" section of metrics.json: best.npz on the test split, or None when there is no best.npz."""
-    path = args.out / "best.npz"
+    """The "best" section of metrics.json: best.npz (``path``) on the test split, or None when there is none."""
     if not path.is_file():
         return None
     best = mc.load_model(path)

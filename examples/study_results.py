@@ -1,0 +1,157 @@
+"""Publish the study's long run: evaluate its saved weights and write the small result files.
+
+    python examples/study_results.py --run ~/minicnn-runs/study-seed0 \
+        --data ../shared/data/coronahack --out docs/results/study
+
+The 60-epoch run is trained over several sessions by a frozen copy of one commit, in a
+folder outside the checkout. This script, from the current checkout, only reads that
+folder's files:
+
+* ``checkpoint.npz``: the final weights (what the study reports) and the history;
+* ``best.npz``: the weights of the lowest val_loss;
+* ``run-settings.json``: the command and its settings, written when the run was started;
+* ``stretches.jsonl``: one line per start and stop of the training process (time, frozen
+  commit, ``minicnn.__file__``, CPU, versions), written by the launcher.
+
+It writes small files only, never the ``.npz`` weights: ``history.csv``, ``metrics.json``
+(the final weights on the test split, plus a ``best`` section), ``run.json``, and the four
+figures of a run (``curves.png``, ``confusion_matrix.png``, ``roc.png``, ``predictions.png``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from command_line import OneLineErrorParser, fail
+from train_xray import HistoryFile, draw_curves, evaluate_on_test, load_data, write_text
+
+import minicnn as mc
+from minicnn.data.xray import CLASS_NAMES, stratified_split
+from minicnn.io import ModelFileError
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = OneLineErrorParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, required=True, help="the run folder (checkpoint.npz, best.npz, ...)")
+    parser.add_argument("--data", type=Path, required=True, help="the data the run was trained on")
+    parser.add_argument("--out", type=Path, required=True, help="where to write, e.g. docs/results/study")
+    parser.add_argument("--allow-unfinished", action="store_true", help="publish a run that has not reached --epochs")
+    return parser.parse_args(argv)
+
+
+def read_stretches(path: Path) -> list[dict[str, Any]]:
+    """Pair each start with the stop after it: one stretch of training per process.
+
+    A process ended without its stop line (killed with the session) gets an estimated stop,
+    marked ``"stop_inferred": true``: the next start, or for the last stretch the last time
+    anything in the run folder was written (the progress log is written every batch).
+    """
+    events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    stretches: list[dict[str, Any]] = []
+    for event in events:
+        if event["event"] == "start":
+            if stretches and stretches[-1]["stop"] is None:  # the previous process left no stop line
+                stretches[-1].update(stop=event["time"], stop_inferred=True)
+            details = {key: value for key, value in event.items() if key not in ("event", "time")}
+            stretches.append({"start": event["time"], "stop": None, **details})
+        elif stretches and stretches[-1]["stop"] is None:
+            stretches[-1].update(stop=event["time"], completed_epochs_at_stop=event.get("completed_epochs"))
+    last_write = max(file.stat().st_mtime for file in path.parent.iterdir() if file.is_file())
+    for stretch in stretches:
+        if stretch["stop"] is None:
+            stopped = datetime.fromtimestamp(last_write).astimezone()
+            stretch.update(stop=stopped.strftime("%Y-%m-%dT%H:%M:%S%z"), stop_inferred=True)
+        started = datetime.strptime(stretch["start"], "%Y-%m-%dT%H:%M:%S%z")
+        stopped = datetime.strptime(stretch["stop"], "%Y-%m-%dT%H:%M:%S%z")
+        stretch["seconds"] = (stopped - started).total_seconds()
+    return stretches
+
+
+def run_record(args: argparse.Namespace, model: mc.Sequential, stretches: list[dict[str, Any]]) -> dict[str, Any]:
+    """run.json: settings, frozen commit, stretches, versions, image counts and training time."""
+    settings = json.loads((args.run / "run-settings.json").read_text())
+    commits = sorted({stretch["commit"] for stretch in stretches})
+    train_labels = load_data(args.data, "train", argparse.Namespace(image_size=model.input_shape[0], limit=None)).labels
+    train_index, val_index = stratified_split(train_labels, settings["val_split"], seed=settings["seed"])
+    total = sum(stretch["seconds"] for stretch in stretches)
+    return {
+        "settings": settings,
+        "commit": commits[0] if len(commits) == 1 else commits,
+        "evaluated_by": {"commit": checkout_commit(), "minicnn_file": mc.__file__},
+        "stretches": stretches,
+        "versions": {key: stretches[0].get(key) for key in ("python", "numpy")} | {"blas": blas_name()},
+        "images": {"train": len(train_index), "validation": len(val_index), "test": None},
+        "epochs_done": model.completed_epochs,
+        # Process time: the time the training process ran, summed over its stretches (not the
+        # calendar time from the first start to the last stop, which includes the pauses).
+        "training_seconds_total": total,
+        "training_seconds_per_epoch": total / model.completed_epochs if model.completed_epochs else None,
+    }
+
+
+def checkout_commit() -> str:
+    """The 40-hex commit of the checkout this script runs from (+ a note when it has uncommitted changes)."""
+    root = Path(__file__).resolve().parent.parent
+    head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain"], capture_output=True, text=True)
+    if head.returncode != 0:
+        return "unknown (not a git checkout)"
+    return head.stdout.strip() + (" + uncommitted changes" if dirty.stdout.strip() else "")
+
+
+def blas_name() -> str:
+    """The BLAS this NumPy was built with, e.g. 'scipy-openblas 0.3.31'."""
+    config = np.show_config(mode="dicts")
+    blas = config.get("Build Dependencies", {}).get("blas", {})
+    return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    for name in ("checkpoint.npz", "run-settings.json", "stretches.jsonl"):
+        if not (args.run / name).is_file():
+            fail(f"--run {args.run}: no {name} there")
+    try:
+        model = mc.load_model(args.run / "checkpoint.npz")
+    except ModelFileError as error:
+        fail(f"--run: {error}")
+    settings = json.loads((args.run / "run-settings.json").read_text())
+    if model.completed_epochs < settings["epochs"] and not args.allow_unfinished:
+        fail(f"--run {args.run}: {model.completed_epochs} of {settings['epochs']} epochs done; resume it first")
+    stretches = read_stretches(args.run / "stretches.jsonl")
+    record = run_record(args, model, stretches)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    history = model.history.history
+    HistoryFile(args.out / "history.csv", history, model.completed_epochs)  # writes it
+    draw_curves(history, args.out)
+    test = load_data(args.data, "test", argparse.Namespace(image_size=model.input_shape[0], limit=None))
+    record["images"]["test"] = len(test.labels)
+    evaluation = argparse.Namespace(
+        out=args.out, batch_size=settings["batch_size"], threshold=settings["threshold"], seed=settings["seed"]
+    )
+    run = {
+        "partial": model.completed_epochs < settings["epochs"],
+        "epochs_done": model.completed_epochs,
+        "epochs_planned": settings["epochs"],
+        "time_budget_s": None,
+        "stopped_in_epoch": None,
+    }
+    metrics = evaluate_on_test(model, test, evaluation, run, history, best_path=args.run / "best.npz")
+    write_text(args.out / "run.json", json.dumps(record, indent=2) + "\n")
+    print(
+        f"{args.out}: accuracy {metrics['accuracy']:.4f} on {metrics['n_test']} test images "
+        f"({' / '.join(CLASS_NAMES.values())}), final weights after {model.completed_epochs} epochs"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The study's published results agree with themselves, and the script that publishes them works.
+
+docs/results/study/ is written by examples/study_results.py once the 60-epoch run is done;
+until then the checks of the published files are skipped, and the script is tested on a
+small run of the bundled sample.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from pathlib import Path
+
+import pytest
+import study_results
+import train_xray
+
+RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
+FIGURES = ("curves.png", "confusion_matrix.png", "roc.png", "predictions.png")
+
+
+def check_result_folder(folder: Path, epochs: int) -> dict:
+    """The files of a published run agree: matrix sums to n_test, accuracy is its diagonal share, one row per epoch."""
+    metrics = json.loads((folder / "metrics.json").read_text())
+    run = json.loads((folder / "run.json").read_text())
+    for report in (metrics, metrics["best"]):
+        matrix = report["confusion_matrix"]["matrix"]
+        assert sum(map(sum, matrix)) == report["n_test"] == run["images"]["test"]
+        assert report["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / report["n_test"], abs=1e-12)
+    with open(folder / "history.csv", newline="") as file:
+        assert [int(row["epoch"]) for row in csv.DictReader(file)] == list(range(1, epochs + 1))
+    assert re.fullmatch(r"[0-9a-f]{40}", run["commit"])
+    assert run["epochs_done"] == epochs and run["training_seconds_total"] > 0
+    assert all(stretch["cpu"] and stretch["cores"] for stretch in run["stretches"])
+    for name in FIGURES:
+        assert (folder / name).stat().st_size > 0, name
+    return metrics
+
+
+@pytest.mark.skipif(not (RESULTS / "study" / "metrics.json").is_file(), reason="the study's run is not published yet")
+def test_the_published_study_agrees_with_itself_and_with_its_page():
+    metrics = check_result_folder(RESULTS / "study", epochs=60)
+    assert metrics["n_test"] == 624
+    page = (RESULTS / "study.md").read_text()
+    for key in ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc"):
+        assert f"{100 * metrics[key]:.1f} %" in page, f"study.md does not quote {key} = {metrics[key]}"
+
+
+def test_the_publishing_script_on_a_small_run(tmp_path, monkeypatch, xray_mini_dir, capsys):
+    monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "run"
+    assert (
+        train_xray.main(["--data", str(xray_mini_dir), "--out", str(run), "--image-size", "64", "--epochs", "2"]) == 0
+    )
+    settings = {
+        "image_size": 64,
+        "epochs": 2,
+        "batch_size": 32,
+        "learning_rate": 1e-4,
+        "val_split": 0.2,
+        "augment": True,
+        "seed": 0,
+        "backend": "numpy",
+        "class_weight": None,
+        "threshold": 0.5,
+    }
+    (run / "run-settings.json").write_text(json.dumps(settings))
+    start = {
+        "event": "start",
+        "time": "2026-11-25T20:00:00+0000",
+        "commit": "b" * 40,
+        "cpu": "a CPU",
+        "cores": 2,
+        "python": "3.11.7",
+        "numpy": "2.4.6",
+        "minicnn_file": "/frozen/minicnn/__init__.py",
+    }
+    stop = {"event": "stop", "time": "2026-11-25T20:01:40+0000", "completed_epochs": 2}
+    (run / "stretches.jsonl").write_text("\n".join(json.dumps(event) for event in (start, stop)) + "\n")
+    out = tmp_path / "published"
+    assert study_results.main(["--run", str(run), "--data", str(xray_mini_dir), "--out", str(out)]) == 0
+    metrics = check_result_folder(out, epochs=2)
+    assert metrics["best"]["file"] == "best.npz" and not list(out.glob("*.npz"))
+    record = json.loads((out / "run.json").read_text())
+    assert record["stretches"][0]["seconds"] == 100 and record["training_seconds_total"] == 100
+    assert record["images"] == {"train": 38, "validation": 10, "test": 24}
+
+
+def test_an_unfinished_run_is_refused_unless_asked(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        study_results.main(["--run", str(run), "--data", str(tmp_path), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2 and "no checkpoint.npz there" in capsys.readouterr().err
