@@ -1,6 +1,6 @@
 """The one place where minicnn chooses between NumPy (CPU) and CuPy (GPU).
 
-Every layer asks this module for its array module instead of importing NumPy::
+Every layer asks this module for its array module instead of importing NumPy:
 
     xp = backend.array_module()      # numpy or cupy
     y = xp.maximum(x, 0)
@@ -32,7 +32,9 @@ from typing import Any
 import numpy
 
 BACKENDS = ("numpy", "cupy")
+"""The backends :func:`set_backend` accepts."""
 DTYPES = ("float32", "float64")
+"""The float types :func:`set_default_dtype` accepts."""
 
 _state: dict[str, Any] = {"name": "numpy", "module": numpy, "dtype": "float32"}
 
@@ -116,8 +118,16 @@ def set_backend(name: str) -> None:
 
     Parameters
     ----------
-    name : {"numpy", "cupy"}
-        "cupy" raises :class:`BackendError` at once when CuPy or a CUDA device is missing.
+    name : str, one of {"numpy", "cupy"}
+        "numpy" computes on the CPU; "cupy" on an NVIDIA GPU, and raises :class:`BackendError`
+        at once when CuPy or a CUDA device is missing, or when the GPU cannot compute.
+
+    Raises
+    ------
+    ValueError
+        ``name`` is neither "numpy" nor "cupy".
+    BackendError
+        "cupy" was asked for and cannot be used; the message says what is missing.
     """
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
@@ -137,7 +147,13 @@ def array_module() -> ModuleType:
 
 
 def set_default_dtype(dtype: str) -> None:
-    """Set the float type of new parameters and of inputs cast by the model ("float32" or "float64")."""
+    """Set the float type of new parameters and of inputs cast by the model.
+
+    Parameters
+    ----------
+    dtype : str, one of {"float32", "float64"}
+        float32 is the default, as in Keras; gradient checks need float64.
+    """
     dtype = str(numpy.dtype(dtype)) if dtype in DTYPES else dtype
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
@@ -150,15 +166,35 @@ def default_dtype() -> str:
 
 
 def to_device(array: Any, dtype: str | None = None) -> Any:
-    """Copy a host array (or anything array-like) to the active backend, cast to ``dtype``."""
+    """``array`` as an array of the active backend, cast to ``dtype`` (``asarray``: no copy when none is needed).
+
+    On NumPy this is ``numpy.asarray(array, dtype)``: a NumPy array that already has the
+    dtype is returned as it is, not copied, so writing into the result writes into
+    ``array``; a list or another dtype gives a new array. On CuPy a host array is copied to
+    the GPU, and a CuPy array of the right dtype is again returned as it is.
+
+    Parameters
+    ----------
+    array : array_like
+        A host (NumPy) array, a list or a number; on CuPy also a device array.
+    dtype : str, optional
+        The float type wanted, e.g. "float32"; None keeps the dtype ``array`` has.
+
+    Returns
+    -------
+    ndarray
+        A ``numpy.ndarray`` or a ``cupy.ndarray``, whichever backend is active.
+    """
     return array_module().asarray(array, dtype=dtype)
 
 
 def to_numpy(array: Any) -> numpy.ndarray:
-    """Return ``array`` as a NumPy array on the host (a no-op for NumPy arrays).
+    """Return ``array`` as a NumPy array on the host (a NumPy array is returned as it is, not copied).
 
     Always use this rather than ``numpy.asarray`` on a result of the backend: CuPy refuses
-    that implicit copy from the device (it raises TypeError).
+    that implicit copy from the device (it raises TypeError). A CuPy array is copied to
+    the host; take ``.copy()`` of the result when you keep a NumPy array that its owner
+    may overwrite (a layer's kept buffer, say).
     """
     if hasattr(array, "get"):  # a CuPy array: copy device -> host
         return array.get()
@@ -176,12 +212,27 @@ def synchronize() -> None:
 
 
 def random_uniform(shape: tuple[int, ...], seed: tuple[int, ...], dtype: str) -> Any:
-    """Uniform numbers in [0, 1) on the active backend, fixed by ``seed`` (a tuple of ints).
+    """Uniform numbers in [0, 1) on the active backend, fixed by ``seed``.
 
-    They are drawn on the host with NumPy and then copied, so that NumPy and CuPy runs with
-    the same seed see the same dropout masks and can be compared. ``cupy.random`` would be
-    faster but gives other numbers for the same seed (and hashes a seed tuple down to one
-    number). For the study's dropout the copy is 4 MB per step, small beside the step itself.
+    They are drawn on the host with NumPy and then handed to :func:`to_device` (on CuPy, a
+    copy to the GPU), so that NumPy and CuPy runs with the same seed see the same dropout
+    masks and can be compared. ``cupy.random`` would be faster but gives other numbers for
+    the same seed (and hashes a seed tuple down to one number). For the study's dropout the
+    copy is 4 MB per step, small beside the step itself.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the result.
+    seed : tuple of int
+        Seeds NumPy's generator, e.g. (layer seed, call number) for Dropout's masks.
+    dtype : str
+        "float32" or "float64".
+
+    Returns
+    -------
+    ndarray
+        Of ``shape`` and ``dtype``, on the active backend.
     """
     generator = numpy.random.default_rng(list(seed))
     return to_device(generator.random(shape, dtype=dtype))

@@ -17,22 +17,33 @@ import numpy as np
 
 
 class Callback:
-    """Base class: override the hooks you need."""
+    """Base class: override the hooks you need.
+
+    ``epoch`` and ``batch`` count from 0. The hooks run in this order: on_train_begin; for
+    each epoch on_epoch_begin, on_train_batch_end after every batch, on_epoch_end; then
+    on_train_end (also when a callback stops training early).
+    """
 
     model: Any = None
 
     def set_model(self, model: Any) -> None:
+        """Called by ``fit`` before training: the model the hooks can reach as ``self.model``."""
         self.model = model
 
-    def on_train_begin(self, logs: dict[str, float] | None = None) -> None: ...
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        """Called once, before the first epoch."""
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None: ...
+    def on_epoch_begin(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+        """Called at the start of epoch ``epoch``."""
 
-    def on_train_batch_end(self, batch: int, logs: dict[str, float]) -> None: ...
+    def on_train_batch_end(self, batch: int, logs: dict[str, float]) -> None:
+        """Called after every optimiser step; ``logs`` holds that batch's loss and metrics."""
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None: ...
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """Called after every epoch with its figures: loss, accuracy, val_loss, val_accuracy, seconds."""
 
-    def on_train_end(self, logs: dict[str, float] | None = None) -> None: ...
+    def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        """Called once, after the last epoch."""
 
 
 class History(Callback):
@@ -43,13 +54,26 @@ class History(Callback):
         self.epoch: list[int] = []
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """Append every figure of the epoch to its list."""
         self.epoch.append(epoch)
         for key, value in logs.items():
             self.history.setdefault(key, []).append(value)
 
 
 class Monitor:
-    """Tracks the best value of one log entry ('min' for losses, 'max' for accuracies)."""
+    """Tracks the best value of one log entry ('min' for losses, 'max' for accuracies).
+
+    Parameters
+    ----------
+    monitor : str
+        The log entry, e.g. "val_loss".
+    mode : str, one of {"auto", "min", "max"}
+        Whether lower or higher is better; "auto" takes "max" for names with "acc" in them.
+    min_delta : float, default 0.0
+        How much better a value must be to count as an improvement.
+    best : float, optional
+        The best value so far; by default +inf ("min") or -inf ("max").
+    """
 
     def __init__(self, monitor: str, mode: str, min_delta: float = 0.0, best: float | None = None) -> None:
         if mode == "auto":
@@ -62,6 +86,7 @@ class Monitor:
         self.best = best
 
     def value(self, logs: dict[str, float]) -> float:
+        """The monitored entry of ``logs``; a KeyError that lists the entries there is when it is missing."""
         if self.monitor not in logs:
             raise KeyError(
                 f"cannot monitor {self.monitor!r}: the logs only have {sorted(logs)} "
@@ -82,6 +107,19 @@ class EarlyStopping(Callback):
     """Stop after ``patience`` epochs in a row in which ``monitor`` did not improve (Keras's rule).
 
     With ``restore_best_weights=True`` the model ends with the weights of its best epoch.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+        The log entry to watch.
+    patience : int, default 0
+        Epochs in a row without improvement before training stops.
+    min_delta : float, default 0.0
+        How much better a value must be to count as an improvement.
+    mode : str, one of {"auto", "min", "max"}, default "auto"
+        Whether lower or higher is better ("auto": "max" for accuracies, else "min").
+    restore_best_weights : bool, default False
+        At the end of training, set the weights of the best epoch.
     """
 
     def __init__(
@@ -100,9 +138,11 @@ class EarlyStopping(Callback):
         self.stopped_epoch: int | None = None
 
     def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        """Start counting epochs without improvement from 0."""
         self.wait = 0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """Remember an improvement (and its weights); stop the model after ``patience`` epochs without one."""
         if self.tracker.improved(logs):
             self.wait, self.best_epoch = 0, epoch
             if self.restore_best_weights:
@@ -114,6 +154,7 @@ class EarlyStopping(Callback):
             self.model.stop_training = True
 
     def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        """Set the best epoch's weights, with ``restore_best_weights``."""
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
 
@@ -125,6 +166,21 @@ class ModelCheckpoint(Callback):
     "ckpt-{epoch:02d}-{val_loss:.3f}.npz". With ``save_best_only`` a file is written only
     when ``monitor`` improves, so the file always holds the best model so far;
     ``initial_value_threshold`` is the best value already reached (when resuming).
+
+    Parameters
+    ----------
+    filepath : str or os.PathLike
+        Where to write; may hold ``{epoch}`` and log names as format fields.
+    monitor : str, default "val_loss"
+        The log entry that decides what "best" is.
+    save_best_only : bool, default False
+        Write only when ``monitor`` improves.
+    save_weights_only : bool, default False
+        Write the weights alone (``model.save_weights``), not a full checkpoint (``model.save``).
+    mode : str, one of {"auto", "min", "max"}, default "auto"
+        Whether lower or higher is better.
+    initial_value_threshold : float, optional
+        The best value reached before (a resumed run); only better ones are saved.
     """
 
     def __init__(
@@ -142,6 +198,7 @@ class ModelCheckpoint(Callback):
         self.tracker = Monitor(monitor, mode, best=initial_value_threshold)
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """Write the model (or its weights) to ``filepath``, unless ``save_best_only`` and no improvement."""
         if self.save_best_only and not self.tracker.improved(logs):
             return
         path = self.filepath.format(epoch=epoch + 1, **logs)
@@ -152,13 +209,24 @@ class ModelCheckpoint(Callback):
 
 
 class CSVLogger(Callback):
-    """Append one row per epoch to a CSV file: epoch (1-based) and every log entry."""
+    """Append one row per epoch to a CSV file: epoch (1-based) and every log entry.
+
+    Each row is flushed at the end of its epoch, so a crash loses no finished epoch.
+
+    Parameters
+    ----------
+    filename : str or os.PathLike
+        The CSV file; its folder is created.
+    append : bool, default False
+        Keep the rows already in the file (a resumed run), else start a new file.
+    """
 
     def __init__(self, filename: str | os.PathLike, append: bool = False) -> None:
         self.path = Path(filename)
         self.append = append
 
     def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        """Create the folder; remove the old file unless appending, else read its columns."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if not self.append and self.path.exists():
             self.path.unlink()
@@ -168,6 +236,7 @@ class CSVLogger(Callback):
                 self.columns = next(csv.reader(file))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        """Append the epoch's row (with a header line first in a new file)."""
         row = {"epoch": epoch + 1, **logs}
         new_file = self.columns is None
         if new_file:
@@ -191,20 +260,25 @@ class InterruptAtBatchEnd(Callback):
     """
 
     def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        """Install the Ctrl-C handler."""
         self.requested = False
         self.previous_handler = signal.signal(signal.SIGINT, self.request)
 
     def request(self, signum: int, frame: object) -> None:
+        """The SIGINT handler: note the request; a second Ctrl-C gets the previous handler."""
         self.requested = True
         signal.signal(signal.SIGINT, self.previous_handler)
 
     def on_train_batch_end(self, batch: int, logs: dict[str, float]) -> None:
+        """Raise KeyboardInterrupt here, at a batch boundary, when Ctrl-C was pressed."""
         if self.requested:
             self.restore_handler()
             raise KeyboardInterrupt
 
     def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+        """Put the previous Ctrl-C handler back."""
         self.restore_handler()
 
     def restore_handler(self) -> None:
+        """Put the SIGINT handler back as it was before training."""
         signal.signal(signal.SIGINT, self.previous_handler)

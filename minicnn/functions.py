@@ -12,6 +12,16 @@ def sigmoid(x: Any) -> Any:
 
     exp(-x) overflows for x < -88 in float32, so we only ever exponentiate -|x| <= 0:
     for x >= 0, sigmoid(x) = 1 / (1 + e);  for x < 0, sigmoid(x) = e / (1 + e),  e = exp(-|x|).
+
+    Parameters
+    ----------
+    x : ndarray
+        Any shape, on the active backend.
+
+    Returns
+    -------
+    ndarray
+        sigmoid(x), elementwise, of the shape and dtype of ``x``.
     """
     xp = backend.array_module()
     e = xp.exp(-xp.abs(x))

@@ -31,9 +31,11 @@ class GradientReport:
 
     @property
     def max_error(self) -> float:
+        """The largest relative error of all checked arrays (0.0 when none was checked)."""
         return max(self.errors.values(), default=0.0)
 
     def passed(self, tolerance: float = 1e-6) -> bool:
+        """Whether every relative error is below ``tolerance``."""
         return self.max_error < tolerance
 
     def __str__(self) -> str:
@@ -48,6 +50,16 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
     """max |a - n| / max(max |a|, max |n|): the error relative to the gradient's own scale.
 
     Comparing element by element would blow up where both values are ~0 (pure rounding noise).
+
+    Parameters
+    ----------
+    analytic, numeric : numpy.ndarray
+        Two estimates of the same gradient, of one shape.
+
+    Returns
+    -------
+    float
+        0.0 when both are all zeros.
     """
     scale = max(np.abs(analytic).max(initial=0.0), np.abs(numeric).max(initial=0.0))
     if scale == 0.0:
@@ -56,7 +68,22 @@ def relative_error(analytic: np.ndarray, numeric: np.ndarray) -> float:
 
 
 def numerical_gradient(f: Callable[[], float], array: Any, step: float = 1e-6) -> np.ndarray:
-    """dF/darray by central differences, perturbing ``array`` in place one element at a time."""
+    """dF/darray by central differences, perturbing ``array`` in place one element at a time.
+
+    Parameters
+    ----------
+    f : callable
+        ``f()`` computes the scalar F from the current values of ``array``.
+    array : ndarray
+        A C-contiguous float64 array; each element is moved by +step and -step, then restored.
+    step : float, default 1e-6
+        The h of (F(w + h) - F(w - h)) / (2h).
+
+    Returns
+    -------
+    numpy.ndarray
+        dF/darray, of the shape of ``array``, float64, on the host.
+    """
     if not array.flags.c_contiguous:
         raise ValueError("numerical_gradient perturbs the array through a flat view; pass a contiguous array")
     gradient = np.zeros(array.shape)
@@ -77,10 +104,27 @@ def check_layer(layer: Any, x: Any, training: bool = False, seed: int = 0, step:
 
     Parameters
     ----------
-    layer : a built float64 layer.
-    x : float64 input (N, ...) on the active backend; it is perturbed and restored.
-    training : forward mode; layer state (e.g. Dropout's mask counter) is reset before every
-        forward so each pass sees the same randomness.
+    layer : Layer
+        A built layer with float64 parameters.
+    x : ndarray of shape (N, *input_shape)
+        A float64 input on the active backend; it is perturbed and restored.
+    training : bool, default False
+        The forward mode; the layer's state (e.g. Dropout's mask counter) is reset before
+        every forward so each pass sees the same randomness.
+    seed : int, default 0
+        Seeds the random upstream gradient g.
+    step : float, default 1e-6
+        The central-difference step h.
+
+    Returns
+    -------
+    GradientReport
+        The relative error of dL/dx ("input") and of every parameter's gradient.
+
+    Raises
+    ------
+    TypeError
+        ``x`` or a parameter is not float64.
     """
     if str(x.dtype) != "float64" or any(str(p.dtype) != "float64" for p in layer.params.values()):
         raise TypeError(
@@ -108,7 +152,26 @@ def check_layer(layer: Any, x: Any, training: bool = False, seed: int = 0, step:
 
 
 def check_loss(loss: Any, y_pred: Any, y_true: Any, sample_weight: Any = None, step: float = 1e-6) -> GradientReport:
-    """Compare ``loss.backward()`` with central differences of ``loss.forward`` w.r.t. y_pred."""
+    """Compare ``loss.backward()`` with central differences of ``loss.forward`` w.r.t. y_pred.
+
+    Parameters
+    ----------
+    loss : BinaryCrossentropy
+        The loss to check.
+    y_pred : ndarray
+        Float64 predictions (probabilities or logits); perturbed and restored.
+    y_true : ndarray of the shape of y_pred
+        Labels.
+    sample_weight : ndarray of shape (N,), optional
+        Per-sample weights.
+    step : float, default 1e-6
+        The central-difference step h.
+
+    Returns
+    -------
+    GradientReport
+        The relative error of dL/dy_pred, under "y_pred".
+    """
 
     def value() -> float:
         return float(loss.forward(y_pred, y_true, sample_weight))

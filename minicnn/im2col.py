@@ -2,7 +2,7 @@
 
 A convolution slides a (KH, KW) window over the image. ``im2col`` copies every
 window into one row of a matrix, so that the whole convolution becomes a single
-GEMM with the kernel reshaped to (KH*KW*C, F)::
+GEMM with the kernel reshaped to ``(KH*KW*C, F)``:
 
     x (N, H, W, C)                         cols (N, OH, OW, KH, KW, C)
     +----+----+----+----+                  one row per output pixel:
@@ -17,18 +17,22 @@ GEMM with the kernel reshaped to (KH*KW*C, F)::
 of cols: no data is copied, the view just walks x's memory with repeating steps
 (strides). Moving one output pixel to the right moves SW pixels in x; moving one
 step inside the window moves one pixel. Then a single assignment copies the view
-into the cols buffer. (The plain version, a copy per kernel offset, lives in
-tests/reference_layers.py; the view is ~5x faster because each copied run spans
-KW*C contiguous values instead of C.)
+into the cols buffer. Each contiguous run it copies is ``KW*C`` values long (a window
+row); an earlier version that copied one kernel offset at a time, ``KH*KW`` strided
+slices with runs of only C values, was ~5x slower for 32 or more channels. The
+plain reference, ``im2col_reference`` in tests/reference_layers.py, copies one
+window per output pixel in a Python loop: the definition, slow and obviously
+right, that the tests compare this function with.
 
 ``col2im`` is the adjoint: it adds each column block back to the pixels it came
 from. Overlapping windows touch the same pixel several times, so it must *add*
-(``+=``), never assign, and a view cannot do that; it loops over the KH*KW kernel
+(``+=``), never assign, and a view cannot do that; it loops over the ``KH*KW`` kernel
 *offsets*: for offset (i, j), the pixels every window saw there form one strided
 slice of the image, ``dx[:, i::stride, j::stride, :]``, updated in one vectorised
 addition. A 3x3 kernel means only 9 additions. Backward needs col2im only of a
 product, dL/dcols = dz @ kernel_matrix.T, so ``col2im_matmul`` does both at once,
-offset by offset (the plain col2im is in tests/reference_layers.py).
+offset by offset. The plain col2im, ``col2im_reference`` in tests/reference_layers.py,
+adds one window per output pixel back in a Python loop.
 
 Both functions work on already-padded images; padding is the layer's business.
 """
@@ -44,8 +48,24 @@ from minicnn import backend, parallel
 def output_size(input_size: int, kernel_size: int, stride: int, padding: str) -> int:
     """Output length along one spatial axis, by the Keras / TensorFlow rule.
 
-    "valid": floor((input - kernel) / stride) + 1  (windows stay inside the image)
-    "same":  ceil(input / stride)                  (padding keeps the size at stride 1)
+    - "valid": floor((input - kernel) / stride) + 1 (windows stay inside the image);
+    - "same": ceil(input / stride) (padding keeps the size at stride 1).
+
+    Parameters
+    ----------
+    input_size : int
+        Length of the input along the axis (H or W).
+    kernel_size : int
+        Length of the window along the axis.
+    stride : int
+        Step between two windows.
+    padding : str, one of {"valid", "same"}
+        The padding rule.
+
+    Returns
+    -------
+    int
+        The output length; 0 or less when no "valid" window fits.
     """
     if padding == "valid":
         return (input_size - kernel_size) // stride + 1
@@ -55,7 +75,20 @@ def output_size(input_size: int, kernel_size: int, stride: int, padding: str) ->
 
 
 def padding_amounts(input_size: int, kernel_size: int, stride: int, padding: str) -> tuple[int, int]:
-    """(before, after) zero padding along one axis; TensorFlow puts the odd pixel after (bottom/right)."""
+    """(before, after) zero padding along one axis; TensorFlow puts the odd pixel after (bottom/right).
+
+    Parameters
+    ----------
+    input_size, kernel_size, stride : int
+        As for :func:`output_size`.
+    padding : str, one of {"valid", "same"}
+        "valid" needs no padding: (0, 0).
+
+    Returns
+    -------
+    tuple of two ints
+        Zeros to add before (top/left) and after (bottom/right) the input.
+    """
     if padding == "valid":
         return 0, 0
     out = output_size(input_size, kernel_size, stride, padding)
@@ -68,14 +101,20 @@ def im2col(x: Any, kernel_size: tuple[int, int], stride: tuple[int, int], out: A
 
     Parameters
     ----------
-    x : array (N, H, W, C), already padded.
-    kernel_size : (KH, KW).
-    stride : (SH, SW).
-    out : optional array (N, OH, OW, KH, KW, C) to write into (lets callers reuse a buffer).
+    x : ndarray of shape (N, H, W, C)
+        The images, already padded.
+    kernel_size : tuple of two ints
+        The window size (KH, KW).
+    stride : tuple of two ints
+        The step (SH, SW) between two windows.
+    out : ndarray of shape (N, OH, OW, KH, KW, C), optional
+        Where to write the result (lets callers reuse a buffer); a new array when None.
 
     Returns
     -------
-    cols : array (N, OH, OW, KH, KW, C); ``cols.reshape(N*OH*OW, KH*KW*C)`` is the im2col matrix.
+    cols : ndarray of shape (N, OH, OW, KH, KW, C)
+        ``cols[n, oh, ow, i, j, c] = x[n, oh*SH + i, ow*SW + j, c]``;
+        ``cols.reshape(N*OH*OW, KH*KW*C)`` is the im2col matrix.
     """
     xp = backend.array_module()
     n, height, width, channels = x.shape
@@ -108,26 +147,32 @@ def col2im_matmul(dz: Any, kernel: Any, x_shape: tuple[int, ...], stride: tuple[
     and col2im adds every window row back onto the pixels it came from. Written per
     kernel offset (i, j), the column block of dL/dcols at that offset is simply
     ``dz @ kernel[i, j].T`` (an (M, F) @ (F, C) product), and the pixels every window
-    saw at that offset are one strided slice of the image. So::
+    saw at that offset are one strided slice of the image. So:
 
         dx[:, i::SH, j::SW, :] += (dz @ kernel[i, j].T)      for each of the KH*KW offsets
 
-    This never builds the full (M, KH*KW*C) dL/dcols matrix: each product is small
+    This never builds the full ``(M, KH*KW*C)`` dL/dcols matrix: each product is small
     enough to stay in the CPU cache until it is added, which makes it ~1.5x faster.
     (It is also called a *transposed convolution*.) Overlapping windows touch the same
     pixel several times, so it must add (``+=``), never assign.
 
     Parameters
     ----------
-    dz : array (N, OH, OW, F), the gradient at the convolution's output.
-    kernel : array (KH, KW, C, F).
-    x_shape : (N, H, W, C), the padded input shape.
-    stride : (SH, SW).
-    out : optional array of shape ``x_shape``, zero-filled, to accumulate into.
+    dz : ndarray of shape (N, OH, OW, F)
+        The gradient dL/dz at the convolution's output.
+    kernel : ndarray of shape (KH, KW, C, F)
+        The convolution's kernel.
+    x_shape : tuple of four ints
+        (N, H, W, C), the shape of the padded input.
+    stride : tuple of two ints
+        The step (SH, SW) between two windows.
+    out : ndarray of shape x_shape, optional
+        A zero-filled array to add into; a new zero array when None.
 
     Returns
     -------
-    dx : array (N, H, W, C).
+    dx : ndarray of shape (N, H, W, C)
+        dL/dx of the padded input.
     """
     xp = backend.array_module()
     n, oh, ow, filters = dz.shape

@@ -31,6 +31,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 FORMAT = "minicnn-1"
+"""The ``format`` entry of every minicnn model file."""
 
 
 class ModelFileError(ValueError):
@@ -43,6 +44,7 @@ def encode_json(value: Any) -> np.ndarray:
 
 
 def decode_json(array: np.ndarray) -> Any:
+    """The value :func:`encode_json` stored."""
     return json.loads(str(array))
 
 
@@ -53,6 +55,18 @@ def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> P
     file lies in the same folder (a rename within one file system is atomic) and is
     flushed to disk before the rename. Parent folders are created. The file gets the
     permissions of an ordinary ``open(path, "w")`` (0666 less the umask).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write or replace.
+    write : callable
+        ``write(file)`` writes the content into ``file``, opened for binary writing.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,7 +89,23 @@ def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> 
 
 
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Read a minicnn ``.npz`` into a dict, with an error that names the file when it is not one."""
+    """Read a minicnn ``.npz`` into a dict, with an error that names the file when it is not one.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by minicnn.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Every entry of the archive (see the module docstring for the names).
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, not an .npz archive, unreadable, or not a minicnn model file.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")

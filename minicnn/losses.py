@@ -23,6 +23,7 @@ from minicnn import backend
 from minicnn.functions import sigmoid
 
 EPSILON = 1e-7
+"""Probabilities are clipped to [EPSILON, 1 - EPSILON] before the log (Keras's epsilon)."""
 
 
 class BinaryCrossentropy:
@@ -30,14 +31,36 @@ class BinaryCrossentropy:
 
     Parameters
     ----------
-    from_logits : if True, ``y_pred`` holds logits z instead of probabilities.
+    from_logits : bool, default False
+        If True, ``y_pred`` holds logits z (the model ends without a sigmoid) instead of
+        probabilities p = sigmoid(z).
     """
 
     def __init__(self, from_logits: bool = False) -> None:
         self.from_logits = from_logits
 
     def forward(self, y_pred: Any, y_true: Any, sample_weight: Any = None) -> Any:
-        """Mean loss over the batch (a 0-d array); ``sample_weight`` (N,) scales each sample's term."""
+        """The mean loss over the batch; remembers its inputs for :meth:`backward`.
+
+        Parameters
+        ----------
+        y_pred : ndarray of shape (N, 1) or (N,)
+            Probabilities p in [0, 1], or logits z when ``from_logits``.
+        y_true : ndarray of the shape of y_pred
+            Labels in [0, 1].
+        sample_weight : ndarray of shape (N,), optional
+            Scales each sample's term (class weights); the mean still divides by N.
+
+        Returns
+        -------
+        ndarray of shape ()
+            The loss, a 0-d array on the active backend (``float(loss)`` reads it).
+
+        Raises
+        ------
+        ValueError
+            ``y_pred`` and ``y_true`` have different shapes.
+        """
         xp = backend.array_module()
         if y_pred.shape != y_true.shape:
             raise ValueError(f"BinaryCrossentropy: y_pred has shape {y_pred.shape} but y_true has {y_true.shape}")
@@ -54,7 +77,14 @@ class BinaryCrossentropy:
         return per_sample.mean()
 
     def backward(self) -> Any:
-        """dL/dy_pred, the gradient with respect to whatever ``forward`` received."""
+        """dL/dy_pred, the gradient with respect to whatever ``forward`` received.
+
+        Returns
+        -------
+        ndarray of the shape of y_pred
+            For logits: (sigmoid(z) - y) / N. For probabilities: the derivative of the
+            clipped log, 0 where p was clipped.
+        """
         xp = backend.array_module()
         n = self.y_pred.size
         if self.from_logits:
@@ -67,11 +97,18 @@ class BinaryCrossentropy:
         return grad if self.weight is None else grad * self.weight
 
     def gradient_before_sigmoid(self) -> Any:
-        """dL/dz = (p - y) / N for probabilities p = sigmoid(z): the fused, stable gradient."""
+        """dL/dz = (p - y) / N for probabilities p = sigmoid(z): the fused, stable gradient.
+
+        Returns
+        -------
+        ndarray of the shape of y_pred
+            The gradient before the sigmoid, times ``sample_weight`` when one was given.
+        """
         grad = (self.y_pred - self.y_true) / self.y_pred.size
         return grad if self.weight is None else grad * self.weight
 
     def get_config(self) -> dict[str, Any]:
+        """The class name and ``from_logits``, as JSON-able data (saved with a compiled model)."""
         return {"class_name": type(self).__name__, "from_logits": self.from_logits}
 
 
@@ -79,7 +116,23 @@ LOSSES = {"binary_crossentropy": BinaryCrossentropy, "BinaryCrossentropy": Binar
 
 
 def get(loss: str | BinaryCrossentropy) -> BinaryCrossentropy:
-    """A loss object from a name ("binary_crossentropy") or the object itself."""
+    """A loss object from a name or the object itself.
+
+    Parameters
+    ----------
+    loss : str or BinaryCrossentropy
+        "binary_crossentropy" (or "BinaryCrossentropy") for a new loss object; an object
+        is returned as it is.
+
+    Returns
+    -------
+    BinaryCrossentropy
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    """
     if isinstance(loss, str):
         if loss not in LOSSES:
             raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")

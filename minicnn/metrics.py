@@ -66,7 +66,7 @@ def as_labels(y_true: Any, name: str = "y_true") -> np.ndarray:
 
     Parameters
     ----------
-    y_true : array_like, shape (N,) or (N, 1)
+    y_true : array_like of shape (N,) or (N, 1)
         0/1 labels; floats such as 0.0 and 1.0 are accepted (Keras stores labels
         as float32).
     name : str
@@ -74,7 +74,7 @@ def as_labels(y_true: Any, name: str = "y_true") -> np.ndarray:
 
     Returns
     -------
-    numpy.ndarray, shape (N,), int64
+    numpy.ndarray of shape (N,), int64
 
     Raises
     ------
@@ -98,14 +98,14 @@ def as_probabilities(y_prob: Any, name: str = "y_prob") -> np.ndarray:
 
     Parameters
     ----------
-    y_prob : array_like, shape (N,) or (N, 1)
+    y_prob : array_like of shape (N,) or (N, 1)
         Values in [0, 1].
     name : str
         What to call the argument in error messages.
 
     Returns
     -------
-    numpy.ndarray, shape (N,), float64
+    numpy.ndarray of shape (N,), float64
 
     Raises
     ------
@@ -154,9 +154,9 @@ def binary_accuracy(y_true: Any, y_prob: Any, threshold: float = 0.5) -> float:
 
     Parameters
     ----------
-    y_true : array_like, shape (N,) or (N, 1)
+    y_true : array_like of shape (N,) or (N, 1)
         0/1 labels.
-    y_prob : array_like, shape (N,) or (N, 1)
+    y_prob : array_like of shape (N,) or (N, 1)
         Predicted probability of label 1.
     threshold : float
         A sample is predicted 1 when ``y_prob > threshold`` (strictly, like
@@ -179,9 +179,9 @@ def confusion_matrix(y_true: Any, y_pred: Any, labels: Sequence[int] = (0, 1)) -
 
     Parameters
     ----------
-    y_true : array_like, shape (N,) or (N, 1)
+    y_true : array_like of shape (N,) or (N, 1)
         Actual labels.
-    y_pred : array_like, shape (N,) or (N, 1)
+    y_pred : array_like of shape (N,) or (N, 1)
         Predicted labels (already thresholded, not probabilities).
     labels : sequence of L distinct labels
         The order of the rows and columns. Every value in ``y_true`` and
@@ -189,7 +189,7 @@ def confusion_matrix(y_true: Any, y_pred: Any, labels: Sequence[int] = (0, 1)) -
 
     Returns
     -------
-    numpy.ndarray, shape (L, L), int64
+    numpy.ndarray of shape (L, L), int64
         ``matrix[i, j]`` = number of samples whose actual label is
         ``labels[i]`` and predicted label is ``labels[j]``: rows are actual,
         columns are predicted. The entries sum to N.
@@ -241,20 +241,20 @@ def roc_curve(y_true: Any, scores: Any, positive_label: int = 1) -> tuple[np.nda
 
     Parameters
     ----------
-    y_true : array_like, shape (N,) or (N, 1)
+    y_true : array_like of shape (N,) or (N, 1)
         0/1 labels; both classes must be present.
-    scores : array_like, shape (N,) or (N, 1)
+    scores : array_like of shape (N,) or (N, 1)
         Any finite numbers, larger meaning "more likely positive".
-    positive_label : {0, 1}
+    positive_label : int, one of {0, 1}
         The label that counts as positive.
 
     Returns
     -------
-    fpr : numpy.ndarray, shape (K + 1,)
+    fpr : numpy.ndarray of shape (K + 1,)
         False positive rate (1 - specificity), from 0 up to 1.
-    tpr : numpy.ndarray, shape (K + 1,)
+    tpr : numpy.ndarray of shape (K + 1,)
         True positive rate (sensitivity), from 0 up to 1.
-    thresholds : numpy.ndarray, shape (K + 1,)
+    thresholds : numpy.ndarray of shape (K + 1,)
         Decreasing: ``inf`` (nothing called positive, the point (0, 0)),
         then the K distinct scores from highest to lowest; the last one calls
         everything positive, the point (1, 1).
@@ -301,8 +301,10 @@ def roc_auc(y_true: Any, scores: Any, positive_label: int = 1) -> float:
 
     Parameters
     ----------
-    y_true, scores, positive_label
-        As for :func:`roc_curve`.
+    y_true, scores : array_like of shape (N,) or (N, 1)
+        As for :func:`roc_curve`: 0/1 labels with both classes present, and finite scores.
+    positive_label : int, one of {0, 1}
+        The label that counts as positive.
 
     Returns
     -------
@@ -339,14 +341,14 @@ def classification_report(
 
     Parameters
     ----------
-    y_true : array_like, shape (N,) or (N, 1)
+    y_true : array_like of shape (N,) or (N, 1)
         0/1 labels: 0 = Pneumonia, 1 = Normal.
-    prob_normal : array_like, shape (N,) or (N, 1)
+    prob_normal : array_like of shape (N,) or (N, 1)
         The model's probability of Normal (label 1).
     threshold : float
         Predicted Normal when ``prob_normal > threshold`` (the rule of
         :func:`binary_accuracy`), else Pneumonia.
-    positive_label : {0, 1}
+    positive_label : int, one of {0, 1}
         The class that sensitivity, specificity, precision and F1 are about;
         0 (Pneumonia) by default. Its ROC score is ``1 - prob_normal`` for
         label 0 and ``prob_normal`` for label 1.

@@ -1,5 +1,7 @@
 """Sequential: a stack of layers, run forward and backward.
 
+In use (``Adam`` from :mod:`minicnn.optimizers`, ``BinaryCrossentropy`` from :mod:`minicnn.losses`):
+
     model = Sequential([...], seed=0)
     model.compile(optimizer=Adam(1e-4), loss=BinaryCrossentropy(), metrics=["accuracy"])
     history = model.fit(x, y, batch_size=32, epochs=60, validation_split=0.2)
@@ -67,7 +69,19 @@ class Sequential(Trainer):
         self.layers.append(layer)
 
     def build(self, input_shape: Shape | int) -> None:
-        """Give every layer its input shape, name and parameters (layer k draws from seed (seed, k))."""
+        """Give every layer its input shape, name and parameters (layer k draws from seed (seed, k)).
+
+        Parameters
+        ----------
+        input_shape : int or tuple of int
+            The shape of one input sample, e.g. (300, 300, 1).
+
+        Raises
+        ------
+        ValueError
+            The model has no layers, two layers share a name, or a layer does not fit the
+            shape it receives.
+        """
         if not self.layers:
             raise ValueError("cannot build an empty Sequential model; add layers first")
         shape = as_shape(input_shape)
@@ -86,24 +100,29 @@ class Sequential(Trainer):
 
     @property
     def built(self) -> bool:
+        """Whether every layer has its input shape and parameters."""
         return bool(self.layers) and all(layer.built for layer in self.layers)
 
     @property
     def input_shape(self) -> Shape:
+        """The shape of one input sample, e.g. (300, 300, 1)."""
         self.require_built()
         return self.layers[0].input_shape
 
     @property
     def output_shape(self) -> Shape:
+        """The shape of one output sample, e.g. (1,)."""
         self.require_built()
         return self.layers[-1].output_shape
 
     @property
     def dtype(self) -> str:
+        """The float type of the parameters; inputs are cast to it."""
         self.require_built()
         return self.layers[0].dtype
 
     def require_built(self) -> None:
+        """Raise RuntimeError, saying how to build, when the model is not built."""
         if not self.built:
             raise RuntimeError(
                 "the model is not built: give the first layer input_shape=(H, W, C) or call model.build(shape)"
@@ -124,7 +143,20 @@ class Sequential(Trainer):
 
     # ---- forward and backward --------------------------------------------------------
     def forward(self, x: Any, training: bool = False) -> Any:
-        """x (N, H, W, C) on the active backend -> the last layer's output, e.g. (N, 1)."""
+        """x (N, H, W, C) on the active backend -> the last layer's output, e.g. (N, 1).
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, *input_shape)
+            A batch on the active backend, in the model's dtype (``fit`` and ``predict``
+            prepare it; called directly, prepare it yourself).
+        training : bool, default False
+            True runs Dropout as in training.
+
+        Returns
+        -------
+        ndarray of shape (N, *output_shape)
+        """
         self.require_built()
         for layer in self.layers:
             x = layer.forward(x, training=training)
@@ -137,6 +169,17 @@ class Sequential(Trainer):
         activation (the fused sigmoid + binary cross-entropy gradient, (p - y) / N): the
         last activation is skipped. Returns the first layer's dL/dx (None in the fast mode
         a training loop uses, where nobody needs it).
+
+        Parameters
+        ----------
+        gradient : ndarray of shape (N, *output_shape)
+            dL/doutput, or dL/dz with ``from_dz=True``.
+        from_dz : bool, default False
+            Start after the last layer's activation.
+
+        Returns
+        -------
+        ndarray of shape (N, *input_shape) or None
         """
         layers = self.layers
         if from_dz:

@@ -15,10 +15,29 @@ from typing import Any
 from minicnn import backend, parallel
 
 Parameter = tuple[str, Any, Any]  # (name such as "conv2d/kernel", value, gradient)
+"""(name, value, gradient), e.g. ("conv2d/kernel", array, array): what :meth:`Optimizer.step` receives."""
 
 
 class Optimizer:
-    """Base class: the step counter and the per-parameter state (slots)."""
+    """Base class: the step counter and the per-parameter state (slots).
+
+    Parameters
+    ----------
+    learning_rate : float
+        The step size; must be > 0.
+
+    Attributes
+    ----------
+    iterations : int
+        Steps taken so far (t in Adam's bias correction).
+    slots : dict of str to ndarray
+        Per-parameter state, keyed "kind/parameter name", e.g. "m/conv2d/kernel".
+
+    Raises
+    ------
+    ValueError
+        ``learning_rate`` is not > 0.
+    """
 
     def __init__(self, learning_rate: float) -> None:
         if not learning_rate > 0:
@@ -35,12 +54,19 @@ class Optimizer:
         return self.slots[key]
 
     def step(self, parameters: Iterable[Parameter]) -> None:
-        """Apply one update to every parameter."""
+        """Apply one update to every parameter, in place.
+
+        Parameters
+        ----------
+        parameters : iterable of (str, ndarray, ndarray)
+            (name, value, gradient) triples, as ``Sequential.parameters()`` returns them.
+        """
         self.iterations += 1
         for name, value, gradient in parameters:
             self.update(name, value, gradient)
 
     def update(self, name: str, value: Any, gradient: Any) -> None:
+        """Update one parameter ``value`` in place from its ``gradient``; ``name`` finds its slots."""
         raise NotImplementedError
 
     def get_state(self) -> dict[str, Any]:
@@ -50,18 +76,32 @@ class Optimizer:
         return state
 
     def set_state(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`get_state` returned, copying the slots to the active backend."""
         self.iterations = int(state["iterations"])
         self.slots = {key: backend.to_device(value) for key, value in state.items() if key != "iterations"}
 
     def get_config(self) -> dict[str, Any]:
+        """The class name and hyperparameters as JSON-able data (:func:`from_config` rebuilds the optimiser)."""
         return {"class_name": type(self).__name__, "learning_rate": self.learning_rate}
 
 
 class SGD(Optimizer):
     """Stochastic gradient descent with (Keras-style) momentum.
 
-    velocity = momentum * velocity - learning_rate * g
-    w        = w + velocity          (plain SGD when momentum = 0: w -= learning_rate * g)
+        velocity = momentum * velocity - learning_rate * g
+        w        = w + velocity          (plain SGD when momentum = 0: w -= learning_rate * g)
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.01
+        The step size.
+    momentum : float, default 0.0
+        In [0, 1); 0 is plain SGD.
+
+    Raises
+    ------
+    ValueError
+        ``learning_rate`` is not > 0, or ``momentum`` is outside [0, 1).
     """
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0) -> None:
@@ -71,6 +111,7 @@ class SGD(Optimizer):
         self.momentum = float(momentum)
 
     def update(self, name: str, value: Any, gradient: Any) -> None:
+        """w -= learning_rate * g, or the momentum update above, in place."""
         if self.momentum == 0.0:
             value -= self.learning_rate * gradient
             return
@@ -80,16 +121,34 @@ class SGD(Optimizer):
         value += velocity
 
     def get_config(self) -> dict[str, Any]:
+        """learning_rate and momentum."""
         return {**super().get_config(), "momentum": self.momentum}
 
 
 class Adam(Optimizer):
     """Adam (Kingma & Ba), in the form Keras uses, with Keras's defaults.
 
-    m = beta_1 * m + (1 - beta_1) * g           running mean of gradients
-    v = beta_2 * v + (1 - beta_2) * g**2        running mean of squared gradients
-    step_size = learning_rate * sqrt(1 - beta_2**t) / (1 - beta_1**t)   (bias correction)
-    w = w - step_size * m / (sqrt(v) + epsilon)
+        m = beta_1 * m + (1 - beta_1) * g           running mean of gradients
+        v = beta_2 * v + (1 - beta_2) * g**2        running mean of squared gradients
+        step_size = learning_rate * sqrt(1 - beta_2**t) / (1 - beta_1**t)   (bias correction)
+        w = w - step_size * m / (sqrt(v) + epsilon)
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.001
+        The step size (the study uses 1e-4).
+    beta_1 : float, default 0.9
+        Decay of the running mean of gradients.
+    beta_2 : float, default 0.999
+        Decay of the running mean of squared gradients.
+    epsilon : float, default 1e-7
+        Added to sqrt(v), after the bias correction has gone into the step size (as Keras
+        does; the paper adds it to the corrected sqrt(v)).
+
+    Raises
+    ------
+    ValueError
+        ``learning_rate`` is not > 0.
     """
 
     def __init__(
@@ -99,6 +158,7 @@ class Adam(Optimizer):
         self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
 
     def update(self, name: str, value: Any, gradient: Any) -> None:
+        """The Adam update above for one parameter, in place, split over the threads of :mod:`minicnn.parallel`."""
         t = self.iterations
         m = self.slot("m", name, value)
         v = self.slot("v", name, value)
@@ -126,6 +186,7 @@ class Adam(Optimizer):
         value -= update
 
     def get_config(self) -> dict[str, Any]:
+        """learning_rate, beta_1, beta_2 and epsilon."""
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
@@ -133,7 +194,23 @@ OPTIMIZERS = {"adam": Adam, "sgd": SGD, "Adam": Adam, "SGD": SGD}
 
 
 def get(optimizer: str | Optimizer) -> Optimizer:
-    """An optimiser from a name ("adam", "sgd") or the object itself."""
+    """An optimiser from a name or the object itself.
+
+    Parameters
+    ----------
+    optimizer : str or Optimizer
+        "adam" or "sgd" (also "Adam", "SGD") for a new optimiser with the default settings;
+        an object is returned as it is.
+
+    Returns
+    -------
+    Optimizer
+
+    Raises
+    ------
+    ValueError
+        An unknown name.
+    """
     if isinstance(optimizer, str):
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; choose one of adam, sgd")

@@ -26,7 +26,19 @@ _state: dict = {"threads": min(2, os.cpu_count() or 1), "pool": None}
 
 
 def set_threads(count: int) -> None:
-    """Use ``count`` threads for the memory-bound passes of the layers and optimisers (1: no splitting)."""
+    """Use ``count`` threads for the memory-bound passes of the layers and optimisers.
+
+    Parameters
+    ----------
+    count : int
+        Threads to split the batch over; 1 turns the splitting off. The default is the
+        number of CPU cores, at most 2.
+
+    Raises
+    ------
+    ValueError
+        ``count`` is not a positive int.
+    """
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"set_threads: count must be a positive int, got {count!r}")
     _state["threads"] = count
@@ -45,6 +57,14 @@ def over_batch(work: Callable[[slice], object], size: int) -> None:
 
     Returns when every part is done; an exception in any part is raised here. With one
     thread, on CuPy, or for a single row, it is simply ``work(slice(0, size))``.
+
+    Parameters
+    ----------
+    work : callable
+        ``work(rows)`` does the elementwise job for the rows ``rows`` (a slice) of the batch;
+        what it returns is ignored.
+    size : int
+        The number of rows, usually the batch size N.
     """
     parts = min(_state["threads"], size) if backend.backend_name() == "numpy" else 1
     if parts <= 1:

@@ -63,7 +63,7 @@ def plot_history(history: dict[str, list[float]], path: str | os.PathLike) -> Pa
         ``"accuracy"`` and ``"val_accuracy"``. Any of them may be missing
         (the validation ones usually are when no validation set was used),
         but at least one must be there.
-    path : str or path-like
+    path : str or os.PathLike
         Where to write the PNG.
 
     Returns
@@ -119,12 +119,12 @@ def plot_confusion_matrix(
 
     Parameters
     ----------
-    matrix : array_like, shape (L, L)
+    matrix : array_like of shape (L, L)
         Counts, rows = actual class, columns = predicted class (the layout of
         :func:`minicnn.metrics.confusion_matrix`).
     class_names : sequence of L str
         Names of the classes in the order of the rows.
-    path : str or path-like
+    path : str or os.PathLike
         Where to write the PNG.
     title : str
         Shown above the matrix.
@@ -179,14 +179,14 @@ def plot_roc(
 
     Parameters
     ----------
-    y_true : array_like, shape (N,) or (N, 1)
+    y_true : array_like of shape (N,) or (N, 1)
         0/1 labels; both classes must be present.
-    scores : array_like, shape (N,) or (N, 1)
+    scores : array_like of shape (N,) or (N, 1)
         Larger means more likely ``positive_label``. For Pneumonia (label 0)
         as positive, pass ``1 - prob_normal``.
-    path : str or path-like
+    path : str or os.PathLike
         Where to write the PNG.
-    positive_label : {0, 1}
+    positive_label : int, one of {0, 1}
         The label that counts as positive.
     title : str
         Shown above the curve.
@@ -239,14 +239,14 @@ def plot_prediction_grid(
 
     Parameters
     ----------
-    images : array_like, shape (N, H, W) or (N, H, W, 1)
+    images : array_like of shape (N, H, W) or (N, H, W, 1)
         Grayscale images. uint8 is shown on 0..255; floats in [0, 1] on 0..1;
         other floats (say, standardised ones) are stretched per image.
-    y_true : array_like, shape (N,) or (N, 1)
+    y_true : array_like of shape (N,) or (N, 1)
         0/1 labels.
-    prob_normal : array_like, shape (N,) or (N, 1)
+    prob_normal : array_like of shape (N,) or (N, 1)
         Probability of label 1 (Normal).
-    path : str or path-like
+    path : str or os.PathLike
         Where to write the PNG.
     class_names : pair of str
         Names of label 0 and label 1.

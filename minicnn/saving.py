@@ -43,7 +43,22 @@ def load_weights(model: Sequential, path: str | Path) -> None:
 
 
 def save_model(model: Sequential, path: str | Path, include_optimizer: bool = True) -> Path:
-    """Write everything needed to resume training exactly to ``path`` atomically."""
+    """Write everything needed to resume training exactly to ``path`` atomically.
+
+    Parameters
+    ----------
+    model : Sequential
+        A built model.
+    path : str or os.PathLike
+        The ``.npz`` file to write or replace.
+    include_optimizer : bool, default True
+        Also store the optimiser's step counter and slots (needed to resume exactly).
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
     arrays = model_arrays(model)
     arrays["state"] = io.encode_json({layer.name: layer.get_state() for layer in model.layers})
     history = model.history.history if model.history is not None else {}
@@ -56,7 +71,24 @@ def save_model(model: Sequential, path: str | Path, include_optimizer: bool = Tr
 
 
 def load_model(path: str | Path) -> Sequential:
-    """Rebuild a model saved with :func:`save_model`, with its optimiser and training state when present."""
+    """Rebuild a model saved with :func:`save_model`, with its optimiser and training state when present.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by :func:`save_model` or :func:`save_weights`.
+
+    Returns
+    -------
+    Sequential
+        The model with its weights; compiled, with its optimiser state, completed epochs and
+        history, when the file holds them.
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, not a minicnn model file, or its architecture cannot be read.
+    """
     arrays = io.read_npz(path)
     try:
         model = Sequential.from_config(io.decode_json(arrays["config"]))

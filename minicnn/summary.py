@@ -22,7 +22,21 @@ def format_bytes(size: float) -> str:
 
 
 def summary_text(model: Any, batch_size: int | None = None) -> str:
-    """The table Layer (type) | Output Shape | Param #, plus a memory report when ``batch_size`` is given."""
+    """The table Layer (type) | Output Shape | Param #, plus a memory report when ``batch_size`` is given.
+
+    Parameters
+    ----------
+    model : Sequential
+        A built model.
+    batch_size : int, optional
+        Adds the columns Params, Output and Workspace (bytes) and the estimate of
+        :func:`memory_estimate`.
+
+    Returns
+    -------
+    str
+        The text, lines joined by newlines.
+    """
     itemsize = np.dtype(model.dtype).itemsize
     columns = [("Layer (type)", 29), ("Output Shape", 26), ("Param #", 12)]
     if batch_size:
@@ -50,7 +64,21 @@ def summary_text(model: Any, batch_size: int | None = None) -> str:
 
 
 def memory_estimate(model: Any, batch_size: int) -> dict[str, int]:
-    """Bytes for one training step with Adam, by kind. An estimate: NumPy's own temporaries come on top."""
+    """Bytes for one training step with Adam, by kind. An estimate: NumPy's own temporaries come on top.
+
+    Parameters
+    ----------
+    model : Sequential
+        A built model.
+    batch_size : int
+        Samples per step.
+
+    Returns
+    -------
+    dict of str to int
+        Bytes for weights, gradients, optimiser state, the input batch, the layer outputs,
+        the input gradients and the im2col workspace, and their "total".
+    """
     itemsize = np.dtype(model.dtype).itemsize
     parameters = model.count_params() * itemsize
     outputs = sum(batch_size * math.prod(layer.output_shape) * itemsize for layer in model.layers)

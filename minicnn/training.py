@@ -89,8 +89,15 @@ class Trainer:
         optimizer : str or Optimizer, default "adam"
             "adam", "sgd", or an object from :mod:`minicnn.optimizers`.
         loss : str or BinaryCrossentropy, default "binary_crossentropy"
+            The loss to minimise: its name, or an object from :mod:`minicnn.losses`
+            (``BinaryCrossentropy(from_logits=True)`` for a model without a final sigmoid).
         metrics : list of str, optional
             ["accuracy"] (also spelt "acc" or "binary_accuracy").
+
+        Raises
+        ------
+        ValueError
+            An unknown optimiser, loss or metric name.
         """
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss)
@@ -117,6 +124,7 @@ class Trainer:
         )
 
     def require_compiled(self) -> None:
+        """Raise RuntimeError, saying what to call, when the model is not compiled."""
         if self.optimizer is None or self.loss is None:
             raise RuntimeError("the model is not compiled: call model.compile(optimizer=..., loss=...) first")
 
@@ -190,7 +198,27 @@ class Trainer:
 
     # ---- one batch -----------------------------------------------------------------------
     def train_on_batch(self, x: Any, y: Any, class_weight: dict[int, float] | None = None) -> dict[str, float]:
-        """One optimiser step on exactly this batch; returns {"loss": ..., "accuracy": ...}."""
+        """One optimiser step on exactly this batch: forward, loss, backward, update.
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, *input_shape)
+            A host (NumPy) batch of numbers; cast to the model's dtype and moved to the backend.
+        y : ndarray of shape (N,) or (N, 1)
+            Labels in [0, 1].
+        class_weight : dict of int to float, optional
+            Weight of each label's samples in the loss, e.g. {0: 0.67, 1: 1.97}.
+
+        Returns
+        -------
+        dict of str to float
+            {"loss": ..., "accuracy": ...}: the loss before the update, and the compiled metrics.
+
+        Raises
+        ------
+        TrainingDivergedError
+            The loss is NaN or infinite; the update is not applied.
+        """
         self.require_compiled()
         x, y = self.prepare_batch(x, y)
         with model_owns_memory(self.layers):
@@ -253,22 +281,43 @@ class Trainer:
 
         Parameters
         ----------
-        x, y : arrays (N, H, W, C) and (N,) or (N, 1); or ``x`` a :class:`~minicnn.data.batches.Batches`
+        x : ndarray of shape (N, H, W, C), or Batches
+            The training images (host arrays), or a :class:`~minicnn.data.batches.Batches`
+            source that serves (x, y) batches (augmented, say); ``y`` is then ignored.
+        y : ndarray of shape (N,) or (N, 1), optional
+            The labels, in [0, 1]; needed with arrays.
         batch_size : int, default 32
+            Samples per optimiser step (with arrays).
         epochs : int, default 1
             The epoch number to stop at (so with ``initial_epoch=k``, ``epochs - k`` are run).
-        verbose : {"auto", 0, 1, 2}, default "auto"
+        verbose : int or str, one of {"auto", 0, 1, 2}, default "auto"
             0 silent, 1 a progress bar per epoch, 2 one line per epoch; "auto" is 1 when
             stderr is a terminal and 2 otherwise (a log file gets no progress-bar lines).
         callbacks : list of Callback, optional
+            Called at the start and end of training, of every epoch and after every batch;
+            a :class:`~minicnn.callbacks.History` is always added first.
         validation_split : float, default 0
             Fraction of (x, y) held out from the end, before shuffling (as Keras).
-        validation_data : (x_val, y_val) or a Batches, optional
+        validation_data : tuple of (x_val, y_val), or Batches, optional
+            Evaluated after every epoch: its figures appear in the logs as val_loss, val_accuracy.
         shuffle : bool, default True
-        class_weight : dict or "balanced", optional
+            Visit the samples in a new seeded order each epoch (with arrays).
+        class_weight : dict of int to float, or "balanced", optional
             {label: weight}, or "balanced" for n_samples / (2 * n_label).
         initial_epoch : int, default 0
             Epochs already done (to resume); shuffling and dropout continue exactly.
+
+        Returns
+        -------
+        History
+            ``history.history["val_loss"][k]`` is epoch k's validation loss, and so on.
+
+        Raises
+        ------
+        ValueError
+            Labels outside [0, 1], a validation_split outside (0, 1), or data of the wrong shape.
+        TrainingDivergedError
+            The loss became NaN or infinite; the weights are those of the last good step.
         """
         self.require_compiled()
         if verbose == "auto":
@@ -364,9 +413,22 @@ class Trainer:
     ) -> float | list[float] | dict[str, float]:
         """Loss and metrics over all of (x, y), in batches.
 
+        Parameters
+        ----------
+        x : ndarray of shape (N, H, W, C), or Batches
+            Images (host arrays), or a Batches source of (x, y) batches.
+        y : ndarray of shape (N,) or (N, 1), optional
+            Labels in [0, 1]; needed with arrays.
+        batch_size : int, default 32
+            Samples per forward pass.
+        verbose : int, default 0
+            1 shows a progress bar.
+        return_dict : bool, default False
+            Return a dict instead of a number or list.
+
         Returns
         -------
-        float, list or dict
+        float or list of float or dict of str to float
             As Keras: the loss alone when no metric was compiled, else ``[loss, *metrics]``
             in compile order; with ``return_dict=True``, ``{"loss": ..., "accuracy": ...}``.
         """
@@ -390,7 +452,22 @@ class Trainer:
         return [results["loss"], *(results[name] for name in self.metrics)]
 
     def predict(self, x: Any, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
-        """Outputs (probabilities for a sigmoid model) for every sample, as a host NumPy array (N, 1)."""
+        """Outputs (probabilities for a sigmoid model) for every sample, as a host NumPy array.
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, H, W, C), or Batches
+            Images (host arrays, any numeric dtype), or a Batches source.
+        batch_size : int, default 32
+            Samples per forward pass.
+        verbose : int, default 0
+            1 shows a progress bar.
+
+        Returns
+        -------
+        numpy.ndarray of shape (N, 1)
+            For the study's model: P(Normal) of each image.
+        """
         source = self.as_batches(x, None, batch_size, shuffle=False)
         outputs = []
         with model_owns_memory(self.layers), progress_bar(len(source), 0, "predict", enabled=verbose == 1) as bar:

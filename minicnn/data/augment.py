@@ -11,8 +11,10 @@ whole batch in a few array operations instead of one image at a time:
 4. read the images there with bilinear interpolation (Keras's default),
    clamping positions outside the image to the nearest edge pixel.
 
-Example
--------
+Examples
+--------
+A batch of the study's size, augmented and rescaled to [0, 1] as the training loop sees it:
+
 >>> augment = ImageAugmenter(rotation_range=10, zoom_range=0.1)
 >>> rng = np.random.default_rng(0)
 >>> batch = np.zeros((32, 300, 300, 1), np.uint8)
@@ -33,13 +35,15 @@ def rescale(images: np.ndarray) -> np.ndarray:
 
     Parameters
     ----------
-    images : (...) uint8, or float32 on the 0..255 scale (e.g. the output of
-        :class:`ImageAugmenter`)
+    images : numpy.ndarray
+        Any shape: uint8, or float32 on the 0..255 scale (e.g. the output of
+        :class:`ImageAugmenter`).
 
     Returns
     -------
-    (...) float32, ``images / 255``, computed in float32 in one pass: no
-    float64 copy is ever made, and the input is left untouched.
+    numpy.ndarray
+        ``images / 255`` as float32, of the shape of ``images``, computed in float32
+        in one pass: no float64 copy is ever made, and the input is left untouched.
     """
     return np.multiply(images, np.float32(1 / 255), dtype=np.float32)
 
@@ -61,8 +65,13 @@ class ImageAugmenter:
     horizontal_flip : bool
         Mirror half of the images left to right. Off by default: a chest X-ray
         is not left-right symmetric (the heart is on the left).
-    fill_mode : {"nearest", "constant"}
+    fill_mode : str, one of {"nearest", "constant"}, default "nearest"
         What to read outside the image: the nearest edge pixel, or 0 (black).
+
+    Raises
+    ------
+    ValueError
+        A negative range, a ``zoom_range`` of 1 or more, or an unknown ``fill_mode``.
     """
 
     def __init__(
@@ -107,14 +116,16 @@ class ImageAugmenter:
 
         Parameters
         ----------
-        images : (N, H, W, C) uint8 or float32
+        images : numpy.ndarray of shape (N, H, W, C)
+            uint8 or float32 images.
         rng : numpy.random.Generator
             The only source of randomness: the same seed gives the same batch.
 
         Returns
         -------
-        (N, H, W, C) float32, on the same value scale as ``images`` (0..255
-        stays 0..255). For [0, 1], call :func:`rescale` before or after.
+        numpy.ndarray of shape (N, H, W, C), float32
+            On the same value scale as ``images`` (0..255 stays 0..255). For [0, 1],
+            call :func:`rescale` before or after.
         """
         count, height, width, _ = images.shape
         matrices = self.random_matrices(count, height, width, rng)
@@ -123,9 +134,18 @@ class ImageAugmenter:
     def random_matrices(self, count: int, height: int, width: int, rng: np.random.Generator) -> np.ndarray:
         """Draw one random output-to-source affine matrix per image.
 
+        Parameters
+        ----------
+        count : int
+            How many images (matrices).
+        height, width : int
+            The image size, in pixels.
+        rng : numpy.random.Generator
+            Where the angles, shifts, zooms and flips come from.
+
         Returns
         -------
-        (count, 2, 3) float64
+        numpy.ndarray of shape (count, 2, 3), float64
             ``source (row, col) = matrix[:, :2] @ (row, col) + matrix[:, 2]``.
         """
         # Always draw every parameter, so the random stream (and so every
@@ -152,15 +172,21 @@ def affine_matrices(
 
     Parameters
     ----------
-    height, width : int, image size
-    angles : (N,) radians; positive turns the content counter-clockwise on screen
-    row_shifts, column_shifts : (N,) pixels; positive moves the content down / right
-    zooms : (N,) source pixels per output pixel (above 1 shows a larger area)
-    flip_signs : (N,) or scalar, -1 mirrors left to right, 1 leaves as is
+    height, width : int
+        The image size, in pixels.
+    angles : numpy.ndarray of shape (N,)
+        In radians; positive turns the content counter-clockwise on screen.
+    row_shifts, column_shifts : numpy.ndarray of shape (N,)
+        In pixels; positive moves the content down / right.
+    zooms : numpy.ndarray of shape (N,)
+        Source pixels per output pixel (above 1 shows a larger area).
+    flip_signs : numpy.ndarray of shape (N,) or float, default 1.0
+        -1 mirrors left to right, 1 leaves the image as it is.
 
     Returns
     -------
-    (N, 2, 3) float64 matrices for :func:`warp_affine`.
+    numpy.ndarray of shape (N, 2, 3), float64
+        Output-to-source matrices for :func:`warp_affine`.
     """
     cos, sin = np.cos(angles) * zooms, np.sin(angles) * zooms
     flip_signs = np.broadcast_to(np.asarray(flip_signs, dtype=np.float64), np.shape(angles))
@@ -182,17 +208,19 @@ def warp_affine(images: np.ndarray, matrices: np.ndarray, fill_mode: str = "near
 
     Parameters
     ----------
-    images : (N, H, W, C) uint8 or float32
-    matrices : (N, 2, 3)
+    images : numpy.ndarray of shape (N, H, W, C)
+        uint8 or float32 images.
+    matrices : array_like of shape (N, 2, 3)
         Output-to-source maps: output pixel (r, c) reads the source at
         ``matrices[n, :, :2] @ (r, c) + matrices[n, :, 2]``.
-    fill_mode : {"nearest", "constant"}
+    fill_mode : str, one of {"nearest", "constant"}, default "nearest"
         Sources outside the image read the nearest edge pixel, or 0.
 
     Returns
     -------
-    (N, H, W, C) float32. Each value is a weighted mean of 4 input pixels, so it
-    never leaves the input's [min, max] range (with "constant", 0 joins the range).
+    numpy.ndarray of shape (N, H, W, C), float32
+        Each value is a weighted mean of 4 input pixels, so it never leaves the
+        input's [min, max] range (with "constant", 0 joins the range).
     """
     count, height, width, _ = images.shape
     matrices = np.asarray(matrices, dtype=np.float64)

@@ -9,8 +9,10 @@ So batch k of epoch e is the same in every run, whether the batches are
 prepared in a background thread or not, and whether the run started at epoch 0
 or was resumed at epoch e.
 
-Example
--------
+Examples
+--------
+Ten samples in batches of four: the last batch holds the two left over.
+
 >>> x = np.arange(10).reshape(10, 1)
 >>> y = np.arange(10) % 2
 >>> batches = Batches(x, y, batch_size=4, seed=1)
@@ -38,20 +40,21 @@ class Batches:
 
     Parameters
     ----------
-    x : (N, ...) array
+    x : numpy.ndarray of shape (N, ...)
         Inputs, e.g. images (N, H, W, 1) uint8.
-    y : (N, ...) array
+    y : numpy.ndarray of shape (N, ...)
         Targets, e.g. labels (N,).
-    batch_size : int
+    batch_size : int, default 32
         Samples per batch; the last batch of an epoch may be smaller (none are dropped).
-    shuffle : bool
+    shuffle : bool, default True
         Visit the samples in a new seeded order each epoch, else in order 0..N-1.
-    seed : int >= 0
+    seed : int, default 0
+        Non-negative; fixes every epoch's order and every batch's transform.
     transform : callable, optional
         ``transform(x_batch, rng) -> array``, applied to every input batch, e.g.
         augmentation followed by :func:`~minicnn.data.augment.rescale`. Without
         it, batches are returned as indexed from ``x``.
-    prefetch : bool
+    prefetch : bool, default True
         Prepare the next batch in a background thread while the caller works
         on the current one. The batches are identical either way.
 
@@ -91,6 +94,7 @@ class Batches:
 
     @property
     def num_samples(self) -> int:
+        """N, the number of samples."""
         return len(self.x)
 
     def __repr__(self) -> str:

@@ -18,7 +18,7 @@ def sample_path() -> Path:
     Returns
     -------
     Path
-        ``.../minicnn/datasets/xray_mini``; pass it to :func:`minicnn.data.load_split`
+        ``.../minicnn/datasets/xray_mini``; pass it to :func:`~minicnn.data.xray.load_split`
         or to ``examples/train_xray.py --data``.
 
     Examples

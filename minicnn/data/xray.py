@@ -1,22 +1,20 @@
 """Load the chest X-ray images of the study as NumPy arrays, with labels.
 
-Two folder layouts are accepted:
+Two folder layouts are accepted. **CoronaHack** (Kaggle "CoronaHack - Chest X-Ray-Dataset"):
 
-* **CoronaHack** (Kaggle "CoronaHack - Chest X-Ray-Dataset")::
+    data_dir/Chest_xray_Corona_Metadata.csv
+    data_dir/train/*.jpeg          flat folders; labels come from the CSV
+    data_dir/test/*.jpeg
 
-      data_dir/Chest_xray_Corona_Metadata.csv
-      data_dir/train/*.jpeg          flat folders; labels come from the CSV
-      data_dir/test/*.jpeg
+The CSV columns are ``,X_ray_image_name,Label,Dataset_type,Label_2_Virus_category,
+Label_1_Virus_category``. ``Label`` is ``Normal`` or ``Pnemonia`` (the typo is in
+the original data) and ``Dataset_type`` is ``TRAIN`` or ``TEST``.
 
-  The CSV columns are ``,X_ray_image_name,Label,Dataset_type,Label_2_Virus_category,
-  Label_1_Virus_category``. ``Label`` is ``Normal`` or ``Pnemonia`` (the typo is in
-  the original data) and ``Dataset_type`` is ``TRAIN`` or ``TEST``.
+**Kermany** (the original "chest_xray" download, no CSV):
 
-* **Kermany** (the original "chest_xray" download, no CSV)::
-
-      data_dir/train/NORMAL/*.jpeg   labels come from the folder names
-      data_dir/train/PNEUMONIA/*.jpeg
-      data_dir/test/...
+    data_dir/train/NORMAL/*.jpeg   labels come from the folder names
+    data_dir/train/PNEUMONIA/*.jpeg
+    data_dir/test/...
 
 As in the study, Normal is class 1 and Pneumonia is class 0.
 
@@ -25,11 +23,18 @@ kept in a cache file so that later runs start in a fraction of a second. A bad
 file never stops a run: it is skipped, and the reason is recorded in
 :attr:`XrayDataset.problems` and logged.
 
-Example
--------
->>> train = load_split("data/coronahack", "train", image_size=300)   # doctest: +SKIP
->>> train.images.shape, train.labels[:5]                             # doctest: +SKIP
-((5283, 300, 300, 1), array([1, 1, 1, 1, 1], dtype=uint8))
+Examples
+--------
+The 72-image sample that ships with minicnn is a folder in the CoronaHack layout:
+
+>>> from minicnn.data import sample_path
+>>> train = load_split(sample_path(), "train", image_size=64, cache_dir=False, progress=False, log=print)
+train: kept 48 images; skipped 0
+>>> train.images.shape, train.images.dtype, np.bincount(train.labels)
+((48, 64, 64, 1), dtype('uint8'), array([24, 24]))
+
+On the full CoronaHack data, ``load_split("data/coronahack", "train")`` gives 5,283
+images of 300 x 300 pixels, and caches them for the next run.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from tqdm.auto import tqdm
 from minicnn.io import write_atomic
 
 CLASS_NAMES = {0: "Pneumonia", 1: "Normal"}
+"""The study's labels: 0 is Pneumonia, 1 is Normal (the model outputs P(Normal))."""
 SPLITS = ("train", "test")
 
 METADATA_FILE = "Chest_xray_Corona_Metadata.csv"
@@ -82,9 +88,9 @@ class XrayDataset:
 
     Attributes
     ----------
-    images : (N, S, S, 1) uint8
+    images : numpy.ndarray of shape (N, S, S, 1), uint8
         Grayscale images, resized to S x S.
-    labels : (N,) uint8
+    labels : numpy.ndarray of shape (N,), uint8
         1 = Normal, 0 = Pneumonia (see :data:`CLASS_NAMES`).
     frame : pandas.DataFrame
         One row per kept image, in the same order as ``images`` (columns as in
@@ -99,6 +105,7 @@ class XrayDataset:
     problems: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
+        """The number of images."""
         return len(self.labels)
 
 
@@ -141,9 +148,10 @@ def read_metadata(data_dir: str | os.PathLike, split: str) -> pd.DataFrame:
 
     Parameters
     ----------
-    data_dir : path
+    data_dir : str or os.PathLike
         A folder in the CoronaHack or Kermany layout (see the module docstring).
-    split : {"train", "test"}
+    split : str, one of {"train", "test"}
+        Which split to list.
 
     Returns
     -------
@@ -271,12 +279,15 @@ def decode_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
 
     Parameters
     ----------
-    path : path to a JPEG, PNG or any other format Pillow reads
-    image_size : int, side of the output square in pixels
+    path : str or os.PathLike
+        A JPEG, PNG or any other file Pillow reads.
+    image_size : int
+        The side of the output square, in pixels.
 
     Returns
     -------
-    (image_size, image_size) uint8
+    numpy.ndarray of shape (image_size, image_size), uint8
+        The grayscale image.
 
     Raises
     ------
@@ -407,9 +418,10 @@ def load_split(
 
     Parameters
     ----------
-    data_dir : path
+    data_dir : str or os.PathLike
         A folder in the CoronaHack or Kermany layout; it is only read, never written.
-    split : {"train", "test"}
+    split : str, one of {"train", "test"}, default "train"
+        Which split to load.
     image_size : int
         Side S of the square images, in pixels.
     limit : int, optional
@@ -418,7 +430,7 @@ def load_split(
         proportion to the class sizes, counted after dropping rows whose file
         is missing. Taking the first ``limit`` rows as listed would give a
         single class, since both orders group the classes.
-    cache_dir : path, None or False
+    cache_dir : str or os.PathLike or None or False
         Where decoded arrays are kept: None means ``$MINICNN_CACHE``, else
         ``~/.cache/minicnn``; False disables the cache. An entry is found by a
         hash of the layout, split, image size, limit and every image's name,
@@ -436,9 +448,11 @@ def load_split(
 
     Raises
     ------
-    FileNotFoundError, ValueError
-        Only for problems with the folder or the CSV as a whole (see
-        :func:`read_metadata`); problems with single files are recorded instead.
+    FileNotFoundError
+        The folder or its split folder does not exist (see :func:`read_metadata`).
+    ValueError
+        The folder matches neither layout, the CSV lacks a required column, or an argument
+        is out of range. Problems with single files never raise: they are recorded instead.
     """
     if int(image_size) != image_size or image_size < 1:
         raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
@@ -480,6 +494,18 @@ def first_of_each_class(labels: np.ndarray, limit: int) -> np.ndarray:
     Row k of a class of size n sits at the relative position (k + 0.5) / n; taking the
     ``limit`` smallest positions takes about limit * n / total rows from each class.
     Returned in increasing order, so the listing order is kept.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of shape (N,)
+        The class of every row.
+    limit : int
+        How many rows to take.
+
+    Returns
+    -------
+    numpy.ndarray of shape (min(limit, N),), int
+        Row indices, increasing.
     """
     rows, positions = [], []
     for label in np.unique(labels):
@@ -604,17 +630,20 @@ def stratified_split(
 
     Parameters
     ----------
-    labels : (N,) integer class labels
-    validation_fraction : float in [0, 1)
-        0 gives an empty validation set.
-    seed : int
+    labels : numpy.ndarray of shape (N,)
+        Integer class labels.
+    validation_fraction : float, default 0.2
+        In [0, 1); 0 gives an empty validation set.
+    seed : int, default 0
         The same seed and labels always give the same split.
 
     Returns
     -------
-    train_indices, validation_indices : (N - V,) and (V,) int64
-        Disjoint, together covering 0..N-1, each sorted in increasing order
-        (shuffle later, e.g. with :class:`~minicnn.data.batches.Batches`).
+    train_indices : numpy.ndarray of shape (N - V,), int64
+        The training samples, sorted in increasing order.
+    validation_indices : numpy.ndarray of shape (V,), int64
+        The validation samples, sorted; disjoint from ``train_indices``, and together they
+        cover 0..N-1 (shuffle later, e.g. with :class:`~minicnn.data.batches.Batches`).
 
     Raises
     ------

@@ -36,9 +36,11 @@ class Linear(Activation):
     """y = x: what ``activation=None`` means."""
 
     def forward(self, x: Any, training: bool = False) -> Any:
+        """y = x: returns ``x`` itself."""
         return x
 
     def backward(self, dy: Any) -> Any:
+        """dL/dx = dL/dy: returns ``dy`` itself."""
         return dy
 
 
@@ -49,6 +51,7 @@ class ReLU(Activation):
     """
 
     def forward(self, x: Any, training: bool = False) -> Any:
+        """y = max(x, 0), a new array; keeps y for backward."""
         xp = backend.array_module()
         y = xp.maximum(x, 0)
         self.y = y  # y > 0 exactly where x > 0, so y is all backward needs
@@ -62,6 +65,7 @@ class ReLU(Activation):
         return x
 
     def backward(self, dy: Any) -> Any:
+        """dL/dx = dL/dy * [x > 0]: the gradient passes where the input was positive, 0 elsewhere."""
         return dy * (self.y > 0)
 
     def backward_in_place(self, dy: Any) -> Any:
@@ -83,10 +87,12 @@ class Sigmoid(Activation):
     """
 
     def forward(self, x: Any, training: bool = False) -> Any:
+        """y = sigmoid(x) by :func:`minicnn.functions.sigmoid`; keeps y for backward."""
         self.y = sigmoid(x)
         return self.y
 
     def backward(self, dy: Any) -> Any:
+        """dL/dx = dL/dy * y * (1 - y)."""
         return dy * self.y * (1 - self.y)
 
 
@@ -99,7 +105,23 @@ ACTIVATIONS: dict[str | None, type[Activation]] = {
 
 
 def get(name: str | None) -> Activation:
-    """A new activation object for ``name`` ("relu", "sigmoid", "linear" or None)."""
+    """A new activation object for ``name``.
+
+    Parameters
+    ----------
+    name : str or None, one of {None, "relu", "sigmoid", "linear"}
+        None and "linear" both mean the identity.
+
+    Returns
+    -------
+    Activation
+        A new :class:`ReLU`, :class:`Sigmoid` or :class:`Linear`.
+
+    Raises
+    ------
+    ValueError
+        An unknown name; the message lists the known ones.
+    """
     if name not in ACTIVATIONS:
         known = ", ".join(repr(key) for key in ACTIVATIONS if key is not None)
         raise ValueError(f"unknown activation {name!r}; choose one of {known} or None")

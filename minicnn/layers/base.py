@@ -48,15 +48,43 @@ import numpy as np
 from minicnn import backend
 
 Shape = tuple[int, ...]
+"""The shape of one sample, without the batch axis: (H, W, C) for images, (features,) for vectors."""
 
 
 def snake_case(class_name: str) -> str:
-    """'MaxPool2D' -> 'max_pool2d', the default name of a layer of that class."""
+    """'MaxPool2D' -> 'max_pool2d', the default name of a layer of that class.
+
+    Parameters
+    ----------
+    class_name : str
+        A class name in CamelCase.
+
+    Returns
+    -------
+    str
+        The name in snake_case.
+    """
     return re.sub(r"(?<=[a-z])(?=[A-Z])", "_", class_name).lower()
 
 
 def as_shape(shape: int | Sequence[int] | None) -> Shape | None:
-    """A shape without the batch axis: 3 -> (3,) (as Keras allows for 1-D inputs); (8, 8, 1) stays."""
+    """A shape without the batch axis: 3 -> (3,) (as Keras allows for 1-D inputs); (8, 8, 1) stays.
+
+    Parameters
+    ----------
+    shape : int or sequence of int or None
+        Positive sizes; None passes through.
+
+    Returns
+    -------
+    tuple of int or None
+        The shape as a tuple of Python ints.
+
+    Raises
+    ------
+    ValueError
+        A size that is not a positive int, or an empty shape.
+    """
     if shape is None:
         return None
     dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
@@ -66,7 +94,25 @@ def as_shape(shape: int | Sequence[int] | None) -> Shape | None:
 
 
 def as_pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
-    """3 -> (3, 3); (3, 5) stays; anything else is an error naming ``what`` (kernel, pool and stride sizes)."""
+    """3 -> (3, 3); (3, 5) stays; anything else is an error naming ``what`` (kernel, pool and stride sizes).
+
+    Parameters
+    ----------
+    value : int or tuple of two ints
+        A size or a pair of sizes, each a positive int.
+    what : str
+        Names the argument in the error message, e.g. "Conv2D kernel_size".
+
+    Returns
+    -------
+    tuple of two ints
+        The pair.
+
+    Raises
+    ------
+    ValueError
+        ``value`` is neither a positive int nor a pair of them.
+    """
     pair = (value, value) if isinstance(value, int) else tuple(value)
     if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
         raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}")
@@ -79,6 +125,22 @@ def reuse_or_allocate(store: dict[Any, Any], key: Any, shape: Shape, dtype: Any)
     The kept array is replaced when a batch with more rows, other trailing axes, another
     dtype or another backend arrives; a smaller batch (the last one of an epoch) gets a
     view of its first rows.
+
+    Parameters
+    ----------
+    store : dict
+        Where the kept arrays live, e.g. a layer's buffers.
+    key : hashable
+        The array's name in ``store``.
+    shape : tuple of int
+        The shape wanted, batch axis first.
+    dtype : dtype or str
+        The dtype wanted.
+
+    Returns
+    -------
+    ndarray
+        An uninitialised array of ``shape``: the kept one, or a view of its first rows.
     """
     xp = backend.array_module()
     kept = store.get(key)
@@ -95,9 +157,34 @@ def reuse_or_allocate(store: dict[Any, Any], key: Any, shape: Shape, dtype: Any)
 
 
 class Layer:
-    """Base class: holds params/grads, the shapes and the name; subclasses do the math."""
+    """Base class: holds params/grads, the shapes and the name; subclasses do the math.
 
-    def __init__(self, name: str | None = None, input_shape: Shape | None = None) -> None:
+    Parameters
+    ----------
+    name : str, optional
+        Unique within a model; a model names an unnamed layer after its class
+        ("conv2d", "conv2d_1", ...).
+    input_shape : int or tuple of int, optional
+        The shape of one sample, without the batch axis; only for a model's first layer.
+
+    Attributes
+    ----------
+    params : dict of str to ndarray
+        The parameters, e.g. ``{"kernel": ..., "bias": ...}``; optimisers update them in place.
+    grads : dict of str to ndarray
+        dL/dparam under the same keys, filled by :meth:`backward`.
+    input_shape, output_shape : tuple of int
+        The shapes of one sample, set by :meth:`build`.
+    dtype : str
+        The float type of the parameters and of the inputs the layer accepts.
+    built : bool
+        Whether :meth:`build` has run.
+    reuse_memory, compute_input_gradient : bool
+        The switches of the fast mode (kept buffers; dL/dx wanted); only
+        :func:`model_owns_memory` changes them.
+    """
+
+    def __init__(self, name: str | None = None, input_shape: Shape | int | None = None) -> None:
         self.name = name
         self.input_shape = as_shape(input_shape)
         self.output_shape: Shape | None = None
@@ -115,7 +202,20 @@ class Layer:
 
     # ---- construction -------------------------------------------------------------
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> Shape:
-        """Create parameters for inputs of ``input_shape`` (no batch axis); return the output shape."""
+        """Create the parameters for inputs of ``input_shape``; return the output shape.
+
+        Parameters
+        ----------
+        input_shape : tuple of int
+            The shape of one sample, without the batch axis.
+        rng : np.random.Generator, optional
+            Where the initial weights come from (a model passes one seeded per layer).
+
+        Returns
+        -------
+        tuple of int
+            The shape of one output sample.
+        """
         self.input_shape = as_shape(input_shape)
         self.dtype = backend.default_dtype()
         self.output_shape = self.compute_output_shape(self.input_shape)
@@ -196,9 +296,35 @@ class Layer:
 
     # ---- the math (subclasses) ------------------------------------------------------
     def forward(self, x: Any, training: bool = False) -> Any:
+        """Compute the layer's output y for a batch x, keeping what :meth:`backward` will need.
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, *input_shape)
+            A batch on the active backend, in the layer's dtype; never written into.
+        training : bool
+            True inside ``fit`` (Dropout then drops); False for evaluation and prediction.
+
+        Returns
+        -------
+        ndarray of shape (N, *output_shape)
+            y; a fresh array, unless the model owns the memory.
+        """
         raise NotImplementedError
 
     def backward(self, dy: Any) -> Any:
+        """Given dL/dy, fill ``self.grads`` with dL/dparam and return dL/dx.
+
+        Parameters
+        ----------
+        dy : ndarray of shape (N, *output_shape)
+            dL/dy for the last forward's output; never written into, unless the model owns it.
+
+        Returns
+        -------
+        ndarray of shape (N, *input_shape) or None
+            dL/dx; None when the model needs none (its first layer in the fast mode).
+        """
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -214,6 +340,11 @@ def model_owns_memory(layers: Sequence[Layer]) -> Iterator[None]:
     Afterwards, whatever happened inside, every layer is back as it was. A block inside
     another (``fit`` runs ``evaluate`` for validation) changes nothing. The kept buffers
     stay allocated, so the next step reuses them.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        A model's layers, first to last.
     """
     if all(layer.reuse_memory for layer in layers):  # already fast: the outer block restores
         yield

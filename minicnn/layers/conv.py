@@ -4,15 +4,15 @@
 
 Shapes: x (N, H, W, C) -> y (N, OH, OW, F);  kernel (KH, KW, C, F);  bias (F,).
 
-With cols = im2col(x_pad) reshaped to (N*OH*OW, KH*KW*C) and the kernel reshaped
-to W (KH*KW*C, F), the whole layer is ``z = cols @ W + bias`` and ``y = a(z)``.
+With cols = im2col(x_pad) reshaped to ``(N*OH*OW, KH*KW*C)`` and the kernel reshaped
+to W ``(KH*KW*C, F)``, the whole layer is ``z = cols @ W + bias`` and ``y = a(z)``.
 The backward pass is the same product differentiated:
 
     dL/dz      = dL/dy * a'(z)        (the activation's part)
     dL/dkernel = cols.T @ dz          dL/dbias = sum of dz over N, OH, OW
     dL/dcols   = dz @ W.T             dL/dx    = col2im(dL/dcols)   (both in col2im_matmul)
 
-Memory: cols is KH*KW times larger than x. For the study's second layer at batch
+Memory: cols is ``KH*KW`` times larger than x. For the study's second layer at batch
 32 that is 0.8 GB, so we process the batch in chunks whose cols fit in a fixed
 workspace, and reuse that one buffer for every chunk, step after step.
 """
@@ -33,6 +33,7 @@ from minicnn.layers.kernel_layer import KernelLayer
 # Upper bound on the im2col buffer of one layer. Larger chunks barely speed up the
 # GEMM, while a multi-gigabyte temporary would dominate the memory of a step.
 WORKSPACE_BYTES = 64 * 2**20
+"""The most bytes one im2col buffer may take (64 MiB); a batch is processed in chunks that fit."""
 
 # One im2col buffer shared by every Conv2D: layers run one at a time and cols is dead as
 # soon as a chunk's products are done, so four layers need one workspace, not four.
@@ -50,17 +51,24 @@ class Conv2D(KernelLayer):
         Window size (KH, KW); an int means a square window.
     strides : int or tuple of two ints, default 1
         Step (SH, SW) between two windows.
-    padding : {"valid", "same"}, default "valid"
+    padding : str, one of {"valid", "same"}, default "valid"
         "valid": no padding. "same": TensorFlow's rule, output = ceil(input / stride), the odd
         padding pixel goes to the bottom/right.
-    activation : {None, "relu", "sigmoid", "linear"}, default None
+    activation : str or None, one of {None, "relu", "sigmoid", "linear"}, default None
         Applied to z = conv(x) + bias, fused into this layer.
-    kernel_initializer, bias_initializer : str
-        Names from :mod:`minicnn.initializers`.
+    kernel_initializer : str, default "glorot_uniform"
+        A name from :mod:`minicnn.initializers`.
+    bias_initializer : str, default "zeros"
+        A name from :mod:`minicnn.initializers`.
     name : str, optional
         Unique within a model; by default "conv2d", "conv2d_1", ...
-    input_shape : tuple (H, W, C), optional
+    input_shape : tuple of three ints (H, W, C), optional
         Only for a model's first layer.
+
+    Raises
+    ------
+    ValueError
+        An unknown padding, or a size that is not a positive int.
     """
 
     def __init__(
@@ -87,6 +95,7 @@ class Conv2D(KernelLayer):
 
     # ---- shapes ------------------------------------------------------------------
     def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """(H, W, C) -> (OH, OW, F) by :func:`minicnn.im2col.output_size`; an error when no window fits."""
         if len(input_shape) != 3:
             raise ValueError(f"layer {self.describe()} expects images (H, W, C) per sample, got shape {input_shape}")
         height, width, _ = input_shape
@@ -100,6 +109,7 @@ class Conv2D(KernelLayer):
         return (out_h, out_w, self.filters)
 
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> Shape:
+        """Create kernel (KH, KW, C, F) and bias (F,) for images (H, W, C); return (OH, OW, F)."""
         output_shape = super().build(input_shape, rng)
         self.create_parameters((*self.kernel_size, input_shape[2], self.filters), rng)
         return output_shape
@@ -122,6 +132,7 @@ class Conv2D(KernelLayer):
         return max(1, min(batch_size, WORKSPACE_BYTES // self.cols_bytes_per_image()))
 
     def workspace_bytes(self, batch_size: int) -> int:
+        """Bytes of the im2col buffer for a batch: one chunk's cols (at most WORKSPACE_BYTES, at least one image)."""
         return self.chunk_size(batch_size) * self.cols_bytes_per_image()
 
     def cols_buffer(self, images: int) -> Any:
@@ -142,7 +153,7 @@ class Conv2D(KernelLayer):
     def im2col_chunks(self, x_padded: Any) -> Iterator[tuple[slice, Any]]:
         """Yield (rows, cols) for the batch, a few images at a time.
 
-        ``rows`` is a slice of the batch axis; ``cols`` (n*OH*OW, KH*KW*C) is the im2col matrix
+        ``rows`` is a slice of the batch axis; ``cols`` ``(n*OH*OW, KH*KW*C)`` is the im2col matrix
         of those n images, in the shared workspace (valid until the next chunk is asked for).
         """
         batch = x_padded.shape[0]
@@ -205,6 +216,7 @@ class Conv2D(KernelLayer):
         return dx_padded[:, top : top + height, left : left + width, :]
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor arguments: filters, kernel_size, strides, padding, activation, initialisers, name."""
         config = super().get_config()
         config.update(
             filters=self.filters, kernel_size=list(self.kernel_size), strides=list(self.strides), padding=self.padding

@@ -1,11 +1,11 @@
 """Dense (fully connected) and Flatten.
 
-Dense:    z = x @ kernel + bias,  y = a(z)
-Shapes:   x (N, I) -> y (N, O);  kernel (I, O);  bias (O,)
-Backward: dL/dz = dL/dy * a'(z),  dL/dkernel = x.T @ dz,  dL/dbias = sum of dz over N,
-          dL/dx = dz @ kernel.T
+    Dense:    z = x @ kernel + bias,  y = a(z)
+    Shapes:   x (N, I) -> y (N, O);  kernel (I, O);  bias (O,)
+    Backward: dL/dz = dL/dy * a'(z),  dL/dkernel = x.T @ dz,  dL/dbias = sum of dz over N,
+              dL/dx = dz @ kernel.T
 
-Flatten: (N, H, W, C) -> (N, H*W*C) in row-major (C) order, the order Keras uses,
+Flatten: (N, H, W, C) -> ``(N, H*W*C)`` in row-major (C) order, the order Keras uses,
 so weights trained in Keras would line up with ours.
 """
 
@@ -26,14 +26,21 @@ class Dense(KernelLayer):
     ----------
     units : int
         Number of outputs O.
-    activation : {None, "relu", "sigmoid", "linear"}, default None
+    activation : str or None, one of {None, "relu", "sigmoid", "linear"}, default None
         Applied to z = x @ kernel + bias, fused into this layer.
-    kernel_initializer, bias_initializer : str
-        Names from :mod:`minicnn.initializers`.
+    kernel_initializer : str, default "glorot_uniform"
+        A name from :mod:`minicnn.initializers`.
+    bias_initializer : str, default "zeros"
+        A name from :mod:`minicnn.initializers`.
     name : str, optional
         Unique within a model; by default "dense", "dense_1", ...
-    input_shape : int or tuple (I,), optional
+    input_shape : int or tuple of one int (I,), optional
         Only for a model's first layer.
+
+    Raises
+    ------
+    ValueError
+        ``units`` is not a positive int.
     """
 
     def __init__(
@@ -51,6 +58,7 @@ class Dense(KernelLayer):
         self.units = units
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """(I,) -> (O,); an error for anything but flat vectors (put a Flatten before)."""
         if len(input_shape) != 1:
             raise ValueError(
                 f"layer {self.describe()} expects flat vectors (features,) per sample, got shape "
@@ -59,6 +67,7 @@ class Dense(KernelLayer):
         return (self.units,)
 
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> Shape:
+        """Create kernel (I, O) and bias (O,) for inputs (I,); return (O,)."""
         output_shape = super().build(input_shape, rng)
         self.create_parameters((input_shape[0], self.units), rng)
         return output_shape
@@ -85,22 +94,34 @@ class Dense(KernelLayer):
         return dz @ self.params["kernel"].T  # (N, O) @ (O, I)
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor arguments: units, activation, initialisers, name."""
         config = super().get_config()
         config.update(units=self.units)
         return config
 
 
 class Flatten(Layer):
-    """(N, d1, d2, ...) -> (N, d1*d2*...); backward reshapes the gradient back."""
+    """``(N, d1, d2, ...) -> (N, d1*d2*...)``; backward reshapes the gradient back.
+
+    Row-major (C) order, as Keras: for images, the channels of one pixel are neighbours.
+
+    Parameters
+    ----------
+    name : str, optional
+        Unique within a model; by default "flatten", "flatten_1", ...
+    input_shape : tuple of int, optional
+        Only for a model's first layer.
+    """
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """``(d1, d2, ...) -> (d1*d2*...,)``."""
         return (int(np.prod(input_shape)),)
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        """x (N, d1, d2, ...) -> y (N, d1*d2*...): a view of x, nothing is copied or written."""
+        """``x (N, d1, d2, ...) -> y (N, d1*d2*...)``: a view of x, nothing is copied or written."""
         self.check_input(x)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy: Any) -> Any:
-        """dy (N, d1*d2*...) -> dx (N, d1, d2, ...): a view of dy."""
+        """``dy (N, d1*d2*...) -> dx (N, d1, d2, ...)``: a view of dy."""
         return dy.reshape((dy.shape[0], *self.input_shape))

@@ -31,8 +31,13 @@ class Dropout(Layer):
         Seed of the masks; a Sequential model sets it from its own seed when left None.
     name : str, optional
         Unique within a model; by default "dropout", "dropout_1", ...
-    input_shape : tuple, optional
+    input_shape : tuple of int, optional
         Only for a model's first layer.
+
+    Raises
+    ------
+    ValueError
+        ``rate`` is outside [0, 1).
     """
 
     def __init__(
@@ -46,11 +51,13 @@ class Dropout(Layer):
         self.calls = 0  # training forward passes so far; with the seed it fixes the next mask
 
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> Shape:
+        """Draw the layer's seed from ``rng`` when none was given; the shape is unchanged."""
         if self.seed is None:
             self.seed = int(rng.integers(2**31)) if rng is not None else 0
         return super().build(input_shape, rng)
 
     def forward(self, x: Any, training: bool = False) -> Any:
+        """x (N, ...) -> y = x * mask / (1 - rate) in training (a new mask each call); y = x otherwise."""
         if not training or self.rate == 0.0:
             self.scale = None
             return x
@@ -62,18 +69,22 @@ class Dropout(Layer):
         return x * self.scale
 
     def backward(self, dy: Any) -> Any:
+        """dL/dx = dL/dy * mask / (1 - rate), with the mask of the last forward (dy itself after inference)."""
         if self.scale is None:
             return dy
         return dy * self.scale
 
     def get_state(self) -> dict[str, int]:
+        """The seed and the number of masks drawn so far, so that a resumed run draws the same masks."""
         return {"seed": int(self.seed or 0), "calls": self.calls}
 
     def set_state(self, state: dict[str, int]) -> None:
+        """Restore what :meth:`get_state` returned."""
         self.seed = int(state["seed"])
         self.calls = int(state["calls"])
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor arguments: rate, seed, name."""
         config = super().get_config()
         config.update(rate=self.rate, seed=self.seed)
         return config

@@ -22,7 +22,19 @@ from minicnn.layers.base import Layer, Shape
 
 
 class KernelLayer(Layer):
-    """Base of layers with a ``kernel``, a ``bias`` and an optional fused activation."""
+    """Base of layers with a ``kernel``, a ``bias`` and an optional fused activation.
+
+    Parameters
+    ----------
+    activation : str or None
+        "relu", "sigmoid", "linear" or None (no activation), applied to z.
+    kernel_initializer, bias_initializer : str
+        Names from :mod:`minicnn.initializers`.
+    name : str, optional
+        Unique within a model.
+    input_shape : int or tuple of int, optional
+        Only for a model's first layer.
+    """
 
     def __init__(
         self,
@@ -51,6 +63,7 @@ class KernelLayer(Layer):
         raise NotImplementedError
 
     def get_config(self) -> dict[str, Any]:
+        """The base config plus the activation and the initialisers' names."""
         config = super().get_config()
         config.update(
             activation=self.activation_name,

@@ -10,7 +10,7 @@ dL/dy, zero elsewhere. When several elements tie for the max, exactly one (the
 first in row-major window order) receives the gradient, as in TensorFlow, so the
 gradient is never counted twice.
 
-As in im2col, we loop over the PH*PW window *offsets* (4 for a 2x2 pool), each a
+As in im2col, we loop over the ``PH*PW`` window *offsets* (4 for a 2x2 pool), each a
 strided slice of the whole batch, never over pixels. Both passes are elementwise, so
 each thread of :func:`minicnn.parallel.over_batch` pools its own part of the batch.
 
@@ -42,7 +42,7 @@ class MaxPool2D(Layer):
         Step (SH, SW) between two windows; by default ``pool_size`` (windows do not overlap).
     name : str, optional
         Unique within a model; by default "max_pool2d", "max_pool2d_1", ...
-    input_shape : tuple (H, W, C), optional
+    input_shape : tuple of three ints (H, W, C), optional
         Only for a model's first layer.
     """
 
@@ -60,6 +60,7 @@ class MaxPool2D(Layer):
         self.strides = as_pair(strides if strides is not None else pool_size, "MaxPool2D strides")
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """(H, W, C) -> (OH, OW, C) by the "valid" rule; an error when no window fits."""
         if len(input_shape) != 3:
             raise ValueError(f"layer {self.describe()} expects images (H, W, C) per sample, got shape {input_shape}")
         height, width, channels = input_shape
@@ -143,6 +144,7 @@ class MaxPool2D(Layer):
                 dx[window] += dy * winner  # overlapping windows may share an element: add
 
     def get_config(self) -> dict[str, Any]:
+        """The constructor arguments: pool_size, strides, name (and input_shape when given)."""
         config = super().get_config()
         config.update(pool_size=list(self.pool_size), strides=list(self.strides))
         return config
