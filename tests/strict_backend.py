@@ -1,8 +1,10 @@
 """A stand-in for CuPy that runs on the CPU and catches code that bypasses the backend.
 
-On a GPU, an array made by ``numpy.zeros`` lives on the host; mixing it with device
-arrays raises, and ``numpy.some_function(device_array)`` does not work either. A
-NumPy-only test run cannot notice either mistake, because there everything is NumPy.
+On a GPU, an array made by ``numpy.zeros`` lives on the host, and mixing it with device
+arrays raises. ``numpy.some_function(device_array)`` works for many functions (CuPy
+implements NumPy's ``__array_function__``), but minicnn's own rule is stricter: array math
+goes through ``backend.array_module()``. A NumPy-only test run cannot notice a break of
+either rule, because there everything is NumPy.
 
 This module makes them visible without a GPU:
 
