@@ -17,8 +17,14 @@ each thread of :func:`minicnn.parallel.over_batch` pools its own part of the bat
 A ReLU before a max pool can move after it: max(relu(a), relu(b)) = relu(max(a, b)).
 A model's fast mode does that (see ``model_owns_memory`` in base.py): it lends this
 layer the ReLU of the layer before, kept in ``self.activation`` (otherwise the
-identity), so the ReLU touches the pooled output, 4 times smaller. Called directly,
-the layer never holds a ReLU.
+identity). The pool then folds it into its own passes rather than run it as one
+more pass over the output:
+
+    forward:   relu(max(a, b, c, d)) = max(0, a, b, c, d)   start the running max at 0
+    backward:  the ReLU passes no gradient where y <= 0     mark those windows as
+                                                            already routed ("taken")
+
+Called directly, the layer never holds a ReLU.
 """
 
 from __future__ import annotations
@@ -96,21 +102,28 @@ class MaxPool2D(Layer):
         # Backward finds each window's winner again by comparing x with y. Keeping x costs
         # nothing extra when the layer before keeps it anyway (as in the study's model).
         self.x, self.y = x, y
-        # The identity, unless a ReLU is lent. It overwrites y: a window whose max was <= 0
-        # then finds no winner in backward, which is right, as the ReLU passes it no gradient.
-        return self.activation.forward_in_place(y)
+        return y
+
+    def relu_lent(self) -> bool:
+        """True while a model's fast mode has lent this pool the ReLU of the layer before."""
+        return isinstance(self.activation, activations.ReLU)
 
     def pool(self, x: Any, y: Any) -> None:
-        """y = the max of every window of x, x (n, H, W, C) -> y (n, OH, OW, C), written into y."""
+        """y = the max of every window of x, x (n, H, W, C) -> y (n, OH, OW, C), written into y.
+
+        With a lent ReLU, y = max(0, window): the ReLU costs no pass of its own.
+        """
         xp = backend.array_module()
         offsets = self.window_offsets()
-        y[...] = x[self.window_slice(*offsets[0])]
+        if self.relu_lent():
+            xp.maximum(x[self.window_slice(*offsets[0])], 0, out=y)
+        else:
+            y[...] = x[self.window_slice(*offsets[0])]
         for i, j in offsets[1:]:
             xp.maximum(y, x[self.window_slice(i, j)], out=y)
 
     def backward(self, dy: Any) -> Any:
         """dy (N, OH, OW, C) -> dx (N, H, W, C): each dy goes to its window's first winner."""
-        dy = self.activation_backward(dy)  # the identity, unless a ReLU is lent
         dx = self.array("input_gradient", self.x.shape, dy.dtype)
         taken = self.array("taken", dy.shape, bool)  # windows whose winner was already found
         winner = self.array("winner", dy.shape, bool)
@@ -132,7 +145,12 @@ class MaxPool2D(Layer):
             dx[:, :, out_w * pw :] = 0
         else:
             dx[...] = 0  # overlapping windows add into dx; gaps between windows stay zero
-        taken[...] = False
+        if self.relu_lent():
+            # y = relu(max): where y <= 0 the ReLU passes no gradient, so no element of that
+            # window may receive one; marking the window as already taken does exactly that.
+            xp.less_equal(y, 0, out=taken)
+        else:
+            taken[...] = False
         for i, j in self.window_offsets():
             window = self.window_slice(i, j)
             xp.equal(x[window], y, out=winner)
