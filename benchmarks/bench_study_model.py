@@ -325,6 +325,9 @@ def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
     forward_times = time_calls(forward, args.warmup, args.steps, sync)
     train_times = time_calls(train_step, args.warmup, args.steps, sync)
 
+    if args.weights_out:  # --compare: the weights after the same steps, for the parent to compare
+        weights = [backend.to_numpy(value) for layer in model.layers for value in layer.params.values()]
+        np.savez(args.weights_out, *weights)
     result = {
         "status": "ok",
         "version": getattr(minicnn, "__version__", "unknown"),
@@ -561,6 +564,8 @@ def benchmark_in_subprocess(framework: str, args: argparse.Namespace) -> dict:
         command.append("--no-breakdown")
     if args.minicnn_root:
         command += ["--minicnn-root", str(args.minicnn_root)]
+    if args.weights_out:
+        command += ["--weights-out", str(args.weights_out)]
     print(f"running {framework} ...", file=sys.stderr, flush=True)
     started = time.perf_counter()
     # To notice other programs competing for the CPU: all busy CPU time minus our child's.
@@ -640,15 +645,17 @@ def compare_with_revision(args: argparse.Namespace) -> None:
         sides = [("this tree", REPO_ROOT, describe_tree(REPO_ROOT)),
                  (args.compare, Path(folder), export_revision(args.compare, Path(folder)))]  # fmt: skip
         rounds: dict[str, list[dict]] = {label: [] for label, _, _ in sides}
+        weight_files = {label: Path(folder) / f"weights-{index}.npz" for index, (label, _, _) in enumerate(sides)}
         for round_index in range(args.rounds):
             order = sides if round_index % 2 == 0 else sides[::-1]
             for label, root, _ in order:
-                args.minicnn_root = root
+                args.minicnn_root, args.weights_out = root, weight_files[label]
                 result = summarize(benchmark_in_subprocess("minicnn", args), args.batch_size)
                 if result.get("status") != "ok":
                     raise SystemExit(f"error: {label}: {result.get('status')}: {result.get('detail')}")
                 rounds[label].append(result)
-        args.minicnn_root = None
+        args.minicnn_root = args.weights_out = None
+        difference = weight_difference(*(weight_files[label] for label, _, _ in sides))
 
     machine = machine_description(args.threads)
     print(
@@ -683,11 +690,42 @@ def compare_with_revision(args: argparse.Namespace) -> None:
         for entry in summary
     ]
     print(format_table(headers, rows))
+    trained = f"after {args.warmup + args.steps} training steps on the same batch from the same initial weights"
+    if difference["bit_for_bit"]:
+        print(f"weights {trained}: equal bit for bit")
+    else:
+        print(
+            f"weights {trained}: largest difference {difference['max_abs']:.3g} "
+            f"({difference['max_relative']:.3g} of the largest weight of its array, in {difference['array']}); "
+            f"float32 resolution at 1.0 is {np.finfo(np.float32).eps:.3g}"
+        )
     if args.json:
         payload = {"settings": {k: str(v) for k, v in vars(args).items()}, "machine": machine, "compare": summary}
+        payload["weight_difference"] = difference
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
         print(f"\nresults saved to {args.json}")
+
+
+def weight_difference(path_a: Path, path_b: Path) -> dict[str, Any]:
+    """How far apart two sides' final weights are: bit for bit, or the largest difference.
+
+    ``max_relative`` divides each array's largest absolute difference by the largest
+    absolute weight of that array, so a kernel and a bias are judged on their own scale.
+    """
+    with np.load(path_a) as a, np.load(path_b) as b:
+        if a.files != b.files or any(a[key].shape != b[key].shape for key in a.files):
+            raise SystemExit("error: --compare: the two sides' models have different weights")
+        worst = {"bit_for_bit": True, "max_abs": 0.0, "max_relative": 0.0, "array": None}
+        for index, key in enumerate(a.files):
+            if np.array_equal(a[key], b[key]):
+                continue
+            worst["bit_for_bit"] = False
+            gap = float(np.max(np.abs(a[key].astype(np.float64) - b[key])))
+            relative = gap / max(float(np.max(np.abs(a[key]))), np.finfo(np.float32).tiny)
+            if relative > worst["max_relative"]:
+                worst.update(max_abs=gap, max_relative=relative, array=f"weight array {index} ({a[key].shape})")
+    return worst
 
 
 # --------------------------------------------------------------------------- report
@@ -902,6 +940,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=5, help="with --compare: alternating rounds (at least 5)")
     parser.add_argument("--framework", choices=FRAMEWORKS, help=argparse.SUPPRESS)  # child mode
     parser.add_argument("--minicnn-root", type=Path, help=argparse.SUPPRESS)  # child mode: whose minicnn
+    parser.add_argument("--weights-out", type=Path, help=argparse.SUPPRESS)  # child mode: save the final weights
     args = parser.parse_args(argv)
     if args.backend and args.frameworks:
         parser.error("give --backend or --frameworks, not both")

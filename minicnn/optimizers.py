@@ -125,6 +125,10 @@ class SGD(Optimizer):
         return {**super().get_config(), "momentum": self.momentum}
 
 
+CACHE_BLOCK = 2**18
+"""Values per block in :meth:`Adam.update_in_blocks` (1 MB of float32, to stay within a core's cache)."""
+
+
 class Adam(Optimizer):
     """Adam (Kingma & Ba), in the form Keras uses, with Keras's defaults.
 
@@ -168,7 +172,21 @@ class Adam(Optimizer):
         if not value.flags.c_contiguous:
             raise ValueError(f"Adam: parameter {name!r} is not a contiguous array, so it cannot be updated in place")
         flat = [array.reshape(-1) for array in (value, gradient, m, v)]
-        parallel.over_batch(lambda part: self.update_part(step_size, *(array[part] for array in flat)), flat[0].size)
+        parallel.over_batch(lambda part: self.update_in_blocks(step_size, *(array[part] for array in flat)), flat[0].size)
+
+    def update_in_blocks(self, step_size: float, value: Any, gradient: Any, m: Any, v: Any) -> None:
+        """:meth:`update_part` on consecutive blocks of ``CACHE_BLOCK`` values each.
+
+        Why blocks: the formulas take ten passes over the arrays. Over a whole 67 MB kernel
+        each pass goes to memory and back; over one block (1 MB per array) all ten run while
+        it is still in the core's cache, 1.5x faster for the study's model. Elementwise, so the
+        numbers are the same for any block size. A GPU gets one block: it has no such cache to
+        fit, and every block would cost it ten more kernel launches.
+        """
+        block_size = CACHE_BLOCK if backend.backend_name() == "numpy" else max(value.size, 1)
+        for start in range(0, value.size, block_size):
+            block = slice(start, start + block_size)
+            self.update_part(step_size, value[block], gradient[block], m[block], v[block])
 
     def update_part(self, step_size: float, value: Any, gradient: Any, m: Any, v: Any) -> None:
         """The Adam formulas above on one part of a parameter, in place, with two temporaries."""

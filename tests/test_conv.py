@@ -166,7 +166,7 @@ def test_a_smaller_batch_after_a_larger_one_uses_a_view_and_stays_correct(layer_
 
 
 def test_study_layer_workspace_stays_bounded():
-    """conv2 of the study at batch 32 would need 0.8 GB of im2col; the chunked layer needs at most 64 MiB."""
+    """conv2 of the study at batch 32 would need 0.8 GB of im2col; the chunked layer needs at most WORKSPACE_BYTES."""
     layer = Conv2D(64, 3)
     layer.build((149, 149, 32))
     assert 32 * layer.cols_bytes_per_image() > 700 * 2**20

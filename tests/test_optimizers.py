@@ -57,6 +57,23 @@ def test_updates_are_in_place_and_keep_float32():
     assert all(slot.dtype == np.float32 for slot in adam.slots.values())
 
 
+@pytest.mark.parametrize("size", [1, 6, 7, 50])
+def test_adam_in_cache_sized_blocks_equals_one_pass_bit_for_bit(size, monkeypatch):
+    """The blocks only decide which values are updated together; each value sees the same operations."""
+    rng = np.random.default_rng(size)
+    start = rng.normal(size=size).astype(np.float32)
+    gradients = [rng.normal(size=size).astype(np.float32) for _ in range(3)]
+    results = []
+    for block in (7, 10**9):  # blocks of 7 values (a part of 50 ends in a short one), and one block
+        monkeypatch.setattr(optimizers, "CACHE_BLOCK", block)
+        adam, weight = optimizers.Adam(learning_rate=0.01), backend.to_device(start.copy())
+        for g in gradients:
+            adam.step([("w", weight, backend.to_device(g))])
+        results.append(backend.to_numpy(weight))
+    np.testing.assert_array_equal(results[0], results[1])
+    assert not np.array_equal(results[0], start)
+
+
 def test_state_round_trip_continues_identically():
     gradients = [0.3, -0.2, 0.7, 0.1]
     uninterrupted = run(optimizers.Adam(0.01), gradients)

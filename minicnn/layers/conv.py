@@ -30,10 +30,12 @@ from minicnn.im2col import col2im_matmul, im2col, output_size, padding_amounts
 from minicnn.layers.base import Shape, as_pair, reuse_or_allocate
 from minicnn.layers.kernel_layer import KernelLayer
 
-# Upper bound on the im2col buffer of one layer. Larger chunks barely speed up the
-# GEMM, while a multi-gigabyte temporary would dominate the memory of a step.
-WORKSPACE_BYTES = 64 * 2**20
-"""The most bytes one im2col buffer may take (64 MiB); a batch is processed in chunks that fit."""
+# Upper bound on the im2col buffer of one layer. A multi-gigabyte temporary would dominate
+# the memory of a step, and larger chunks are not faster: the products of a smaller chunk
+# stay closer to the cache (the study's step took 5 % less time with 32 MiB than with 64 MiB;
+# benchmarks/README.md).
+WORKSPACE_BYTES = 32 * 2**20
+"""The most bytes one im2col buffer may take (32 MiB); a batch is processed in chunks that fit."""
 
 # One im2col buffer shared by every Conv2D: layers run one at a time and cols is dead as
 # soon as a chunk's products are done, so four layers need one workspace, not four.
