@@ -319,8 +319,13 @@ def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
     def forward() -> None:
         model.predict(x, batch_size=args.batch_size)
 
+    step_losses: list[float] = []  # each step's loss: --compare checks that both sides compute the same numbers
+
     def train_step() -> None:
-        model.train_on_batch(x, y)
+        result = model.train_on_batch(x, y)  # {"loss": ..., "accuracy": ...}; older commits: the loss, or a list
+        if isinstance(result, dict):
+            result = result["loss"]
+        step_losses.append(float(result[0] if isinstance(result, (list, tuple)) else result))
 
     forward_times = time_calls(forward, args.warmup, args.steps, sync)
     train_times = time_calls(train_step, args.warmup, args.steps, sync)
@@ -335,6 +340,7 @@ def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
         "params": int(model.count_params()),
         "forward_times_s": forward_times,
         "train_times_s": train_times,
+        "train_losses": step_losses,
     }
     if not args.no_breakdown:
         x_dev = backend.to_device(x)
@@ -656,6 +662,8 @@ def compare_with_revision(args: argparse.Namespace) -> None:
                 rounds[label].append(result)
         args.minicnn_root = args.weights_out = None
         difference = weight_difference(*(weight_files[label] for label, _, _ in sides))
+        losses_a, losses_b = (rounds[label][-1]["train_losses"] for label, _, _ in sides)
+        difference["loss_max_relative"] = max(abs(a - b) / abs(b) for a, b in zip(losses_a, losses_b, strict=True))
 
     machine = machine_description(args.threads)
     print(
@@ -696,9 +704,12 @@ def compare_with_revision(args: argparse.Namespace) -> None:
     else:
         print(
             f"weights {trained}: largest difference {difference['max_abs']:.3g} "
-            f"({difference['max_relative']:.3g} of the largest weight of its array, in {difference['array']}); "
-            f"float32 resolution at 1.0 is {np.finfo(np.float32).eps:.3g}"
+            f"({difference['max_relative']:.3g} of the largest weight of its array, in {difference['array']})"
         )
+    print(
+        f"loss of each step: largest relative difference {difference['loss_max_relative']:.3g} "
+        f"(float32 resolution: {np.finfo(np.float32).eps:.3g})"
+    )
     if args.json:
         payload = {"settings": {k: str(v) for k, v in vars(args).items()}, "machine": machine, "compare": summary}
         payload["weight_difference"] = difference
