@@ -172,7 +172,11 @@ class Adam(Optimizer):
         if not value.flags.c_contiguous:
             raise ValueError(f"Adam: parameter {name!r} is not a contiguous array, so it cannot be updated in place")
         flat = [array.reshape(-1) for array in (value, gradient, m, v)]
-        parallel.over_batch(lambda part: self.update_in_blocks(step_size, *(array[part] for array in flat)), flat[0].size)
+
+        def update_one_part(part: slice) -> None:  # one thread's part of the flattened arrays
+            self.update_in_blocks(step_size, *(array[part] for array in flat))
+
+        parallel.over_batch(update_one_part, flat[0].size)
 
     def update_in_blocks(self, step_size: float, value: Any, gradient: Any, m: Any, v: Any) -> None:
         """:meth:`update_part` on consecutive blocks of ``CACHE_BLOCK`` values each.
