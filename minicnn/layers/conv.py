@@ -1,6 +1,6 @@
 """Conv2D: a 2-D convolution computed as im2col + one matrix multiplication.
 
-    y[n, oh, ow, f] = bias[f] + sum_{i, j, c} x_pad[n, oh*SH + i, ow*SW + j, c] * kernel[i, j, c, f]
+    z[n, oh, ow, f] = bias[f] + sum_{i, j, c} x_pad[n, oh*SH + i, ow*SW + j, c] * kernel[i, j, c, f],   y = a(z)
 
 Shapes: x (N, H, W, C) -> y (N, OH, OW, F);  kernel (KH, KW, C, F);  bias (F,).
 
