@@ -1,4 +1,4 @@
-"""What the two example scripts share about the command line: one-line errors and the backend switch.
+"""What the two example scripts share about the command line: one-line errors, the backend switch, --threshold.
 
 A wrong input gets ``error: what is wrong`` on stderr and exit status 2 (the Unix convention
 for a wrong command line), never a traceback, and before any work is done.
@@ -35,3 +35,13 @@ def use_backend(name: str) -> None:
         fail(
             f"--backend {name}: " + str(error).replace(backend.CPU_FALLBACK, "Or run on the CPU with --backend numpy.")
         )
+
+
+def add_threshold_option(parser: argparse.ArgumentParser) -> None:
+    """Add --threshold P, the P(Normal) above which an X-ray is called Normal (checked by each script)."""
+    parser.add_argument(
+        "--threshold",
+        default=0.5,
+        metavar="P",
+        help="P(Normal) above which an X-ray is called Normal (default: %(default)s)",
+    )

@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from command_line import OneLineErrorParser, fail, use_backend
+from command_line import OneLineErrorParser, add_threshold_option, fail, use_backend
 
 import minicnn as mc
 from minicnn import backend
@@ -54,12 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         metavar="FILE",
         help="model file written by train_xray.py: best.npz or checkpoint.npz",
     )
-    parser.add_argument(
-        "--threshold",
-        default=0.5,
-        metavar="P",
-        help="P(Normal) above which an X-ray is called Normal (default: %(default)s)",
-    )
+    add_threshold_option(parser)
     parser.add_argument(
         "--backend", choices=backend.BACKENDS, default="numpy", help="numpy (CPU) or cupy (GPU) (default: %(default)s)"
     )

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from command_line import OneLineErrorParser, fail, use_backend
+from command_line import OneLineErrorParser, add_threshold_option, fail, use_backend
 
 import minicnn as mc
 from minicnn import backend, layers, losses, optimizers
@@ -217,12 +217,7 @@ def build_parser() -> OneLineErrorParser:
         help="fixes the weights, the validation split, shuffling and augmentation (default: %(default)s)",
     )
     parser.add_argument("--limit", metavar="N", help="use only the first N images of each split (quick runs)")
-    parser.add_argument(
-        "--threshold",
-        default=0.5,
-        metavar="P",
-        help="P(Normal) above which an X-ray is called Normal (default: %(default)s)",
-    )
+    add_threshold_option(parser)
     parser.add_argument(
         "--resume",
         action="store_true",
