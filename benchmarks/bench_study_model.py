@@ -322,10 +322,7 @@ def run_minicnn(args: argparse.Namespace, backend_name: str) -> dict:
     step_losses: list[float] = []  # each step's loss: --compare checks that both sides compute the same numbers
 
     def train_step() -> None:
-        result = model.train_on_batch(x, y)  # {"loss": ..., "accuracy": ...}; older commits: the loss, or a list
-        if isinstance(result, dict):
-            result = result["loss"]
-        step_losses.append(float(result[0] if isinstance(result, (list, tuple)) else result))
+        step_losses.append(float(model.train_on_batch(x, y)["loss"]))  # returns {"loss": ..., "accuracy": ...}
 
     forward_times = time_calls(forward, args.warmup, args.steps, sync)
     train_times = time_calls(train_step, args.warmup, args.steps, sync)
