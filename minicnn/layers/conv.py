@@ -35,7 +35,19 @@ from minicnn.layers.kernel_layer import KernelLayer
 # stay closer to the cache (the study's step took 5 % less time with 32 MiB than with 64 MiB;
 # benchmarks/README.md).
 WORKSPACE_BYTES = 32 * 2**20
-"""The most bytes one im2col buffer may take (32 MiB); a batch is processed in chunks that fit."""
+"""The most bytes one im2col buffer may take on the CPU (32 MiB); a batch is processed in chunks that fit."""
+
+# A GPU has no such cache to stay in, and each chunk costs it a dozen kernel launches (the
+# study's second layer, 25 MB of cols per image, would take 32 chunks of one image each). So it
+# gets a larger bound: the study's largest layer then needs one or two chunks (0.8 GB of cols).
+GPU_WORKSPACE_BYTES = 2**30
+"""The most bytes one im2col buffer may take on a GPU (1 GiB)."""
+
+
+def workspace_limit() -> int:
+    """WORKSPACE_BYTES on NumPy, GPU_WORKSPACE_BYTES on CuPy: the bound on one im2col buffer."""
+    return WORKSPACE_BYTES if backend.backend_name() == "numpy" else GPU_WORKSPACE_BYTES
+
 
 # One im2col buffer shared by every Conv2D: layers run one at a time and cols is dead as
 # soon as a chunk's products are done, so four layers need one workspace, not four.
@@ -130,11 +142,11 @@ class Conv2D(KernelLayer):
         return out_h * out_w * kh * kw * self.input_shape[2] * np.dtype(self.dtype).itemsize
 
     def chunk_size(self, batch_size: int) -> int:
-        """How many images' cols fit in WORKSPACE_BYTES (at least one)."""
-        return max(1, min(batch_size, WORKSPACE_BYTES // self.cols_bytes_per_image()))
+        """How many images' cols fit in :func:`workspace_limit` (at least one)."""
+        return max(1, min(batch_size, workspace_limit() // self.cols_bytes_per_image()))
 
     def workspace_bytes(self, batch_size: int) -> int:
-        """Bytes of the im2col buffer for a batch: one chunk's cols (at most WORKSPACE_BYTES, at least one image)."""
+        """Bytes of the im2col buffer for a batch: one chunk's cols (at most workspace_limit(), at least one image)."""
         return self.chunk_size(batch_size) * self.cols_bytes_per_image()
 
     def cols_buffer(self, images: int) -> Any:
@@ -222,7 +234,13 @@ class Conv2D(KernelLayer):
         the result is bit for bit equal for F >= 2) in one tight loop, 4x faster.
         """
         xp = backend.array_module()
-        return xp.einsum("mf->f", dz.reshape(-1, dz.shape[-1]))
+        dz_matrix = dz.reshape(-1, dz.shape[-1])  # (M, F), M = N*OH*OW
+        if backend.backend_name() == "numpy":
+            return xp.einsum("mf->f", dz_matrix)
+        # On a GPU a sum down the columns of a tall (M, F) matrix keeps only F of its threads'
+        # groups busy; a product with a vector of ones is one matrix-vector product, which
+        # cuBLAS spreads over the whole GPU.
+        return xp.ones(dz_matrix.shape[0], dtype=dz_matrix.dtype) @ dz_matrix
 
     def unpad(self, dx_padded: Any) -> Any:
         """Drop the gradient that fell on padding pixels: (N, Hp, Wp, C) -> (N, H, W, C)."""
