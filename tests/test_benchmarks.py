@@ -1,12 +1,16 @@
-"""benchmarks/bench_study_model.py --compare: how it judges whether two commits compute the same numbers.
+"""The benchmarks: how bench_study_model.py --compare judges two commits, and conv_parts.py on a tiny model.
 
-The benchmark itself needs minutes and a quiet machine, so it is not run here; its judgement of
-the two sides' final weights is a plain function, tested on small files.
+The benchmarks themselves need minutes and a quiet machine, so they are not timed here; the
+judgement of the two sides' final weights is a plain function, tested on small files, and
+conv_parts.py runs once at a tiny size to show that every part it times still exists.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +59,24 @@ def test_models_of_different_shapes_are_an_error(bench, tmp_path):
         bench.weight_difference(first, save(tmp_path / "b.npz", np.zeros((3, 2), np.float32)))
     with pytest.raises(SystemExit, match="different weights"):
         bench.weight_difference(first, save(tmp_path / "c.npz", np.zeros((2, 3)), np.zeros(1)))
+
+
+def test_conv_parts_times_every_part_of_the_four_convolutions(tmp_path):
+    """A tiny run on NumPy: four conv rows, each part timed, and the four training-step variants."""
+    report = tmp_path / "parts.json"
+    script = SCRIPT.parent / "conv_parts.py"
+    command = [sys.executable, str(script), "--image-size", "48", "--batch-size", "2", "--repeats", "1"]
+    subprocess.run([*command, "--json", str(report)], check=True, capture_output=True, timeout=120)
+    parts = json.loads(report.read_text())
+    assert [row["layer"] for row in parts["conv_layers"]] == [
+        "conv2d (Conv2D)",
+        "conv2d_1 (Conv2D)",
+        "conv2d_2 (Conv2D)",
+        "conv2d_3 (Conv2D)",
+    ]
+    first, *others = parts["conv_layers"]
+    assert first["input_gradient_s"] is None  # a model's first layer computes no dL/dx
+    assert all(row["input_gradient_s"] > 0 for row in others)
+    for row in parts["conv_layers"]:
+        assert row["chunks"] == 1 and row["forward_s"] > 0 and row["bias_ones_matmul_s"] > 0
+    assert len(parts["training_step"]) == 4 and all(row["train_step_s"] > 0 for row in parts["training_step"])

@@ -249,3 +249,22 @@ def test_bias_gradient_sum_of_a_single_filter_is_the_sum_within_rounding():
     """With F = 1 the sum runs along the contiguous axis, where NumPy adds pairwise: not the same order."""
     dz = np.random.default_rng(0).standard_normal((5, 7, 7, 1))
     np.testing.assert_allclose(Conv2D.sum_over_pixels(dz), dz.sum(axis=(0, 1, 2)), rtol=1e-12)
+
+
+def test_on_a_gpu_the_bias_gradient_sum_and_the_workspace_take_the_gpu_way(backend_name, monkeypatch):
+    """Off NumPy the sum is a product with ones (within rounding of dz.sum) and the workspace bound is 1 GiB.
+
+    The NumPy case runs this through the CPU stand-in for CuPy (tests/strict_backend.py), the
+    CuPy case on a GPU.
+    """
+    if backend_name == "numpy":
+        from strict_backend import use_strict_backend
+
+        use_strict_backend(monkeypatch)
+    host = np.random.default_rng(0).standard_normal((3, 5, 4, 6))
+    dz = backend.to_device(host)
+    np.testing.assert_allclose(backend.to_numpy(Conv2D.sum_over_pixels(dz)), host.sum(axis=(0, 1, 2)), rtol=1e-12)
+    assert conv.workspace_limit() == conv.GPU_WORKSPACE_BYTES
+    layer = Conv2D(64, 3)
+    layer.build((149, 149, 32))
+    assert layer.chunk_size(32) == 32  # the study's largest im2col (0.8 GB) is one chunk on a GPU
