@@ -1,6 +1,7 @@
 """How long one epoch of the study takes on real data, and how much of it is spent outside the model.
 
     python benchmarks/epoch_time.py --data ../shared/data/coronahack --steps 40
+    python benchmarks/epoch_time.py --data data/coronahack --backend cupy      # on a GPU
 
 1. Decode time: the train split at --image-size, first with an empty cache (decoding every
    JPEG), then again from the cache.
@@ -10,6 +11,9 @@
    ``train_on_batch`` is the model; the rest of the wall time is loading, augmentation and
    batching. With prefetching that work overlaps the model, but it still takes CPU time
    from it, so compare the per-step times too. Extrapolates to a full epoch.
+
+On a GPU (``--backend cupy``) the model's part shrinks to 0.022 s per step (an H200), so the
+part outside it, done by NumPy on the CPU, decides how long an epoch takes.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
 from train_xray import build_study_model, training_transform  # noqa: E402
 
-from minicnn import losses, optimizers  # noqa: E402
+from minicnn import backend, losses, optimizers  # noqa: E402
 from minicnn.data import Batches, load_split, stratified_split  # noqa: E402
 
 
@@ -46,7 +50,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=300)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--backend", choices=["numpy", "cupy"], default="numpy", help="where the model computes")
     args = parser.parse_args()
+    backend.set_backend(args.backend)  # the data stays NumPy on the host; each batch is copied once per step
 
     with tempfile.TemporaryDirectory() as cache:
         t0 = time.perf_counter()
