@@ -33,7 +33,6 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,15 +51,7 @@ from minicnn.layers.base import model_owns_memory  # noqa: E402
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls after one untimed call, waiting for the GPU."""
-    fn()
-    backend.synchronize()
-    timings = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        backend.synchronize()
-        timings.append(time.perf_counter() - start)
-    return statistics.median(timings)
+    return statistics.median(bench_study_model.time_calls(fn, 1, repeats, backend.synchronize))
 
 
 def conv_layer_parts(layer_and_pool: list[Any], x: Any, first: bool, repeats: int) -> dict[str, Any]:
