@@ -84,7 +84,20 @@ with open(os.path.join(os.environ["RUN"], "stretches.jsonl"), "a") as stretches:
     stretches.write(json.dumps(record) + "\n")
 print(record, flush=True)
 sys.argv = ["train_xray.py", "--data", os.environ["DATA"], "--out", os.environ["RUN"], *os.environ["RESUME"].split()]
-runpy.run_path(os.environ["SCRIPT"], run_name="__main__")
+try:
+    runpy.run_path(os.environ["SCRIPT"], run_name="__main__")
+finally:
+    # One stop line however the process ends: the last epoch, a pause (Ctrl-C) or an error.
+    # Only a kill leaves none; start then infers one from the last write.
+    training = {"completed_epochs": 0}
+    if os.path.exists(os.path.join(os.environ["RUN"], "checkpoint.npz")):
+        with numpy.load(os.path.join(os.environ["RUN"], "checkpoint.npz")) as archive:
+            training = json.loads(str(archive["training"]))
+    record = dict(event="stop", time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                  completed_epochs=training["completed_epochs"], partial_epoch=training.get("partial_epoch"))
+    with open(os.path.join(os.environ["RUN"], "stretches.jsonl"), "a") as stretches:
+        stretches.write(json.dumps(record) + "\n")
+    print(record, flush=True)
 ' >> "$RUN/train.log" 2>> "$RUN/train.err" &
   echo $! > "$RUN/pid"
   echo "started pid $! ${resume:-(fresh run)}; log: $RUN/train.log"
@@ -97,19 +110,7 @@ pause() {
   kill -INT "$pid"
   for _ in $(seq 1 180); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
   if kill -0 "$pid" 2>/dev/null; then echo "error: still running after 180 s" >&2; exit 1; fi
-  "$RUNS_DIR/venv/bin/python" - "$RUN" <<'EOF'
-import json, sys, time
-from pathlib import Path
-import numpy as np
-run = Path(sys.argv[1])
-with np.load(run / "checkpoint.npz") as archive:
-    training = json.loads(str(archive["training"]))
-record = dict(event="stop", time=time.strftime("%Y-%m-%dT%H:%M:%S%z"), completed_epochs=training["completed_epochs"],
-              partial_epoch=training.get("partial_epoch"))
-with open(run / "stretches.jsonl", "a") as stretches:
-    stretches.write(json.dumps(record) + "\n")
-print(record)
-EOF
+  tail -n 1 "$RUN/stretches.jsonl"  # the stop line the process wrote as it ended
 }
 
 status() {

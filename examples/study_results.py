@@ -8,19 +8,23 @@ folder outside the checkout. This script, from the current checkout, only reads 
 folder's files:
 
 * ``checkpoint.npz``: the final weights (what the study reports) and the history;
-* ``best.npz``: the weights of the lowest val_loss;
+* ``best.npz``: the weights of the lowest val_loss (the per-image predictions need it);
 * ``run-settings.json``: the command and its settings, written when the run was started;
 * ``stretches.jsonl``: one line per start and stop of the training process (time, frozen
   commit, ``minicnn.__file__``, CPU, versions), written by the launcher.
 
 It writes small files only, never the ``.npz`` weights: ``history.csv``, ``metrics.json``
-(the final weights on the test split, plus a ``best`` section), ``run.json``, and the four
-figures of a run (``curves.png``, ``confusion_matrix.png``, ``roc.png``, ``predictions.png``).
+(the final weights on the test split, plus a ``best`` section), ``run.json``, the four
+figures of a run (``curves.png``, ``confusion_matrix.png``, ``roc.png``, ``predictions.png``),
+and ``test_predictions.csv``: P(Normal) of every test image under both sets of weights, so
+that any further figure about the test split can be recomputed without the weights.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import subprocess
 import sys
@@ -30,10 +34,10 @@ from typing import Any
 
 import numpy as np
 from command_line import OneLineErrorParser, fail
-from train_xray import HistoryFile, draw_curves, evaluate_on_test, load_data, write_text
+from train_xray import HistoryFile, draw_curves, evaluate_on_test, load_data, predict_normal, write_text
 
 import minicnn as mc
-from minicnn.data.xray import CLASS_NAMES, stratified_split
+from minicnn.data.xray import CLASS_NAMES, XrayDataset, stratified_split
 from minicnn.io import ModelFileError
 
 
@@ -63,6 +67,8 @@ def read_stretches(path: Path) -> list[dict[str, Any]]:
             stretches.append({"start": event["time"], "stop": None, **details})
         elif stretches and stretches[-1]["stop"] is None:
             stretches[-1].update(stop=event["time"], completed_epochs_at_stop=event.get("completed_epochs"))
+            if event.get("inferred"):  # written afterwards, from the process's last write
+                stretches[-1].update(stop_inferred=True, stop_note=event.get("note", "the last write of the process"))
     last_write = max(file.stat().st_mtime for file in path.parent.iterdir() if file.is_file())
     for stretch in stretches:
         if stretch["stop"] is None:
@@ -113,9 +119,27 @@ def blas_name() -> str:
     return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
 
 
+def write_test_predictions(
+    path: Path, test: XrayDataset, model: mc.Sequential, best_path: Path, settings: dict[str, Any]
+) -> None:
+    """test_predictions.csv: file, label (1 = Normal), P(Normal) of the final and of the best weights.
+
+    Nine significant digits write a float32 exactly, so thresholding these columns at 0.5
+    gives back metrics.json's confusion matrices.
+    """
+    final = predict_normal(model, test.images, settings["batch_size"])
+    best = predict_normal(mc.load_model(best_path), test.images, settings["batch_size"])
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")  # quotes a file name with a comma in it
+    writer.writerow(["file", "label", "p_normal_final", "p_normal_best"])
+    for name, label, p_final, p_best in zip(test.frame["file"], test.labels, final, best, strict=True):
+        writer.writerow([name, int(label), f"{p_final:.9g}", f"{p_best:.9g}"])
+    write_text(path, table.getvalue())
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    for name in ("checkpoint.npz", "run-settings.json", "stretches.jsonl"):
+    for name in ("checkpoint.npz", "best.npz", "run-settings.json", "stretches.jsonl"):
         if not (args.run / name).is_file():
             fail(f"--run {args.run}: no {name} there")
     try:
@@ -146,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     metrics = evaluate_on_test(model, test, evaluation, run, history, best_path=args.run / "best.npz")
     write_text(args.out / "run.json", json.dumps(record, indent=2) + "\n")
+    write_test_predictions(args.out / "test_predictions.csv", test, model, args.run / "best.npz", settings)
     print(
         f"{args.out}: accuracy {metrics['accuracy']:.4f} on {metrics['n_test']} test images "
         f"({' / '.join(CLASS_NAMES.values())}), final weights after {model.completed_epochs} epochs"

@@ -35,7 +35,21 @@ def check_result_folder(folder: Path, epochs: int) -> dict:
     assert all(stretch["cpu"] and stretch["cores"] for stretch in run["stretches"])
     for name in FIGURES:
         assert (folder / name).stat().st_size > 0, name
+    with open(folder / "test_predictions.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == metrics["n_test"]
+    for report, column in ((metrics, "p_normal_final"), (metrics["best"], "p_normal_best")):
+        assert confusion_matrix_of(rows, column, report["threshold"]) == report["confusion_matrix"]["matrix"]
     return metrics
+
+
+def confusion_matrix_of(rows: list[dict[str, str]], column: str, threshold: float) -> list[list[int]]:
+    """Rows actual, columns predicted, both in the order Pneumonia (0), Normal (1)."""
+    matrix = [[0, 0], [0, 0]]
+    for row in rows:
+        predicted_normal = float(row[column]) > threshold
+        matrix[int(row["label"])][int(predicted_normal)] += 1
+    return matrix
 
 
 @pytest.mark.skipif(not (RESULTS / "study" / "metrics.json").is_file(), reason="the study's run is not published yet")
