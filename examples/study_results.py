@@ -16,8 +16,9 @@ folder's files:
 It writes small files only, never the ``.npz`` weights: ``history.csv``, ``metrics.json``
 (the final weights on the test split, plus a ``best`` section), ``run.json``, the four
 figures of a run (``curves.png``, ``confusion_matrix.png``, ``roc.png``, ``predictions.png``),
-and ``test_predictions.csv``: P(Normal) of every test image under both sets of weights, so
-that any further figure about the test split can be recomputed without the weights.
+``test_predictions.csv``: P(Normal) of every test image under both sets of weights, so
+that any further figure about the test split can be recomputed without the weights, and
+``validation_metrics.json``: the same figures on the held-out training images.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from train_xray import HistoryFile, draw_curves, evaluate_on_test, load_data, pr
 import minicnn as mc
 from minicnn.data.xray import CLASS_NAMES, XrayDataset, stratified_split
 from minicnn.io import ModelFileError
+from minicnn.metrics import classification_report
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -80,12 +82,16 @@ def read_stretches(path: Path) -> list[dict[str, Any]]:
     return stretches
 
 
-def run_record(args: argparse.Namespace, model: mc.Sequential, stretches: list[dict[str, Any]]) -> dict[str, Any]:
+def run_record(
+    args: argparse.Namespace,
+    model: mc.Sequential,
+    stretches: list[dict[str, Any]],
+    settings: dict[str, Any],
+    split: tuple[np.ndarray, np.ndarray],
+) -> dict[str, Any]:
     """run.json: settings, frozen commit, stretches, versions, image counts and training time."""
-    settings = json.loads((args.run / "run-settings.json").read_text())
     commits = sorted({stretch["commit"] for stretch in stretches})
-    train_labels = load_data(args.data, "train", argparse.Namespace(image_size=model.input_shape[0], limit=None)).labels
-    train_index, val_index = stratified_split(train_labels, settings["val_split"], seed=settings["seed"])
+    train_index, val_index = split
     total = sum(stretch["seconds"] for stretch in stretches)
     return {
         "settings": settings,
@@ -137,6 +143,29 @@ def write_test_predictions(
     write_text(path, table.getvalue())
 
 
+def write_validation_metrics(
+    path: Path,
+    train: XrayDataset,
+    val_index: np.ndarray,
+    model: mc.Sequential,
+    best_path: Path,
+    settings: dict[str, Any],
+) -> None:
+    """validation_metrics.json: the test figures, on the held-out training images instead.
+
+    The run chose nothing on the test split, so the validation images are the only place to see
+    how the same weights do on images drawn like their training images. The accuracy here must
+    equal history.csv's val_accuracy of the weights' epoch: the same images, weights and threshold.
+    """
+    images, labels = train.images[val_index], train.labels[val_index]
+    sections = {}
+    for name, weights in (("final", model), ("best", mc.load_model(best_path))):
+        probability = predict_normal(weights, images, settings["batch_size"])
+        report = classification_report(labels, probability, threshold=settings["threshold"])
+        sections[name] = {"epoch": weights.completed_epochs, **report}
+    write_text(path, json.dumps({"images": "the validation split of run.json", **sections}, indent=2) + "\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     for name in ("checkpoint.npz", "best.npz", "run-settings.json", "stretches.jsonl"):
@@ -150,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     if model.completed_epochs < settings["epochs"] and not args.allow_unfinished:
         fail(f"--run {args.run}: {model.completed_epochs} of {settings['epochs']} epochs done; resume it first")
     stretches = read_stretches(args.run / "stretches.jsonl")
-    record = run_record(args, model, stretches)
+    train = load_data(args.data, "train", argparse.Namespace(image_size=model.input_shape[0], limit=None))
+    split = stratified_split(train.labels, settings["val_split"], seed=settings["seed"])
+    record = run_record(args, model, stretches, settings, split)
 
     args.out.mkdir(parents=True, exist_ok=True)
     history = model.history.history
@@ -170,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     metrics = evaluate_on_test(model, test, evaluation, run, history, best_path=args.run / "best.npz")
     write_text(args.out / "run.json", json.dumps(record, indent=2) + "\n")
-    write_test_predictions(args.out / "test_predictions.csv", test, model, args.run / "best.npz", settings)
+    best_path = args.run / "best.npz"
+    write_test_predictions(args.out / "test_predictions.csv", test, model, best_path, settings)
+    write_validation_metrics(args.out / "validation_metrics.json", train, split[1], model, best_path, settings)
     print(
         f"{args.out}: accuracy {metrics['accuracy']:.4f} on {metrics['n_test']} test images "
         f"({' / '.join(CLASS_NAMES.values())}), final weights after {model.completed_epochs} epochs"

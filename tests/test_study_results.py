@@ -29,7 +29,8 @@ def check_result_folder(folder: Path, epochs: int) -> dict:
         assert sum(map(sum, matrix)) == report["n_test"] == run["images"]["test"]
         assert report["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / report["n_test"], abs=1e-12)
     with open(folder / "history.csv", newline="") as file:
-        assert [int(row["epoch"]) for row in csv.DictReader(file)] == list(range(1, epochs + 1))
+        history = list(csv.DictReader(file))
+    assert [int(row["epoch"]) for row in history] == list(range(1, epochs + 1))
     assert re.fullmatch(r"[0-9a-f]{40}", run["commit"])
     assert run["epochs_done"] == epochs and run["training_seconds_total"] > 0
     assert all(stretch["cpu"] and stretch["cores"] for stretch in run["stretches"])
@@ -40,6 +41,12 @@ def check_result_folder(folder: Path, epochs: int) -> dict:
     assert len(rows) == metrics["n_test"]
     for report, column in ((metrics, "p_normal_final"), (metrics["best"], "p_normal_best")):
         assert confusion_matrix_of(rows, column, report["threshold"]) == report["confusion_matrix"]["matrix"]
+    # The publisher's own evaluation of the held-out images repeats what training logged for them.
+    validation = json.loads((folder / "validation_metrics.json").read_text())
+    for section, epoch in ((validation["final"], epochs), (validation["best"], metrics["best"]["epoch"])):
+        assert section["epoch"] == epoch and section["n_test"] == run["images"]["validation"]
+        assert sum(map(sum, section["confusion_matrix"]["matrix"])) == section["n_test"]
+        assert section["accuracy"] == pytest.approx(float(history[epoch - 1]["val_accuracy"]), abs=1e-9)
     return metrics
 
 
