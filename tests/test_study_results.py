@@ -63,9 +63,28 @@ def confusion_matrix_of(rows: list[dict[str, str]], column: str, threshold: floa
 def test_the_published_study_agrees_with_itself_and_with_its_page():
     metrics = check_result_folder(RESULTS / "study", epochs=60)
     assert metrics["n_test"] == 624
-    page = (RESULTS / "study.md").read_text()
-    for key in ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc"):
-        assert f"{100 * metrics[key]:.1f} %" in page, f"study.md does not quote {key} = {metrics[key]}"
+    page = " ".join((RESULTS / "study.md").read_text().split())  # a quoted phrase may wrap
+    validation = json.loads((RESULTS / "study" / "validation_metrics.json").read_text())
+    for report in (metrics, metrics["best"], validation["final"], validation["best"]):
+        for key in ("accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc"):
+            assert f"{100 * report[key]:.1f} %" in page, f"study.md does not quote {key} = {report[key]}"
+    (found, missed), (called_pneumonia, recognised) = metrics["confusion_matrix"]["matrix"]
+    assert f"{found} Pneumonia X-rays found, {missed} missed, {recognised} Normal" in page
+    # The page's account of the mistakes, recounted from the per-image predictions.
+    with open(RESULTS / "study" / "test_predictions.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    misread_normal = [float(row["p_normal_final"]) for row in rows if row["label"] == "1"]
+    misread_normal = [p for p in misread_normal if p <= metrics["threshold"]]
+    confident = sum(p <= 0.1 for p in misread_normal)
+    assert len(misread_normal) == called_pneumonia
+    assert f"{confident} of these {called_pneumonia} misread Normal X-rays" in page
+    assert f"{sum(p < 0.01 for p in misread_normal)} of them get less than 0.01" in page
+    assert f"explain the {called_pneumonia - confident} borderline errors, not the {confident} confident ones" in page
+    changed = sum(
+        (float(row["p_normal_final"]) > metrics["threshold"]) != (float(row["p_normal_best"]) > metrics["threshold"])
+        for row in rows
+    )
+    assert f"{changed} of the {metrics['n_test']} test predictions change" in page
 
 
 def test_the_publishing_script_on_a_small_run(tmp_path, monkeypatch, xray_mini_dir, capsys):
