@@ -126,7 +126,7 @@ def blas_name() -> str:
 
 
 def write_test_predictions(
-    path: Path, test: XrayDataset, model: mc.Sequential, best_path: Path, settings: dict[str, Any]
+    path: Path, test: XrayDataset, model: mc.Sequential, best: mc.Sequential, settings: dict[str, Any]
 ) -> None:
     """test_predictions.csv: file, label (1 = Normal), P(Normal) of the final and of the best weights.
 
@@ -134,11 +134,11 @@ def write_test_predictions(
     gives back metrics.json's confusion matrices.
     """
     final = predict_normal(model, test.images, settings["batch_size"])
-    best = predict_normal(mc.load_model(best_path), test.images, settings["batch_size"])
+    from_best = predict_normal(best, test.images, settings["batch_size"])
     table = io.StringIO()
     writer = csv.writer(table, lineterminator="\n")  # quotes a file name with a comma in it
     writer.writerow(["file", "label", "p_normal_final", "p_normal_best"])
-    for name, label, p_final, p_best in zip(test.frame["file"], test.labels, final, best, strict=True):
+    for name, label, p_final, p_best in zip(test.frame["file"], test.labels, final, from_best, strict=True):
         writer.writerow([name, int(label), f"{p_final:.9g}", f"{p_best:.9g}"])
     write_text(path, table.getvalue())
 
@@ -148,7 +148,7 @@ def write_validation_metrics(
     train: XrayDataset,
     val_index: np.ndarray,
     model: mc.Sequential,
-    best_path: Path,
+    best: mc.Sequential,
     settings: dict[str, Any],
 ) -> None:
     """validation_metrics.json: the test figures, on the held-out training images instead.
@@ -159,7 +159,7 @@ def write_validation_metrics(
     """
     images, labels = train.images[val_index], train.labels[val_index]
     sections = {}
-    for name, weights in (("final", model), ("best", mc.load_model(best_path))):
+    for name, weights in (("final", model), ("best", best)):
         probability = predict_normal(weights, images, settings["batch_size"])
         report = classification_report(labels, probability, threshold=settings["threshold"])
         sections[name] = {"epoch": weights.completed_epochs, **report}
@@ -201,9 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     metrics = evaluate_on_test(model, test, evaluation, run, history, best_path=args.run / "best.npz")
     write_text(args.out / "run.json", json.dumps(record, indent=2) + "\n")
-    best_path = args.run / "best.npz"
-    write_test_predictions(args.out / "test_predictions.csv", test, model, best_path, settings)
-    write_validation_metrics(args.out / "validation_metrics.json", train, split[1], model, best_path, settings)
+    best = mc.load_model(args.run / "best.npz")
+    write_test_predictions(args.out / "test_predictions.csv", test, model, best, settings)
+    write_validation_metrics(args.out / "validation_metrics.json", train, split[1], model, best, settings)
     print(
         f"{args.out}: accuracy {metrics['accuracy']:.4f} on {metrics['n_test']} test images "
         f"({' / '.join(CLASS_NAMES.values())}), final weights after {model.completed_epochs} epochs"
