@@ -87,6 +87,33 @@ def test_the_published_study_agrees_with_itself_and_with_its_page():
     assert f"{changed} of the {metrics['n_test']} test predictions change" in page
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_quick_look_over_four_seeds_agrees_with_itself_and_with_the_results_page(seed):
+    folder = RESULTS / "quick-look" / f"seed{seed}"
+    metrics = json.loads((folder / "metrics.json").read_text())
+    for report in (metrics, metrics["best"]):
+        matrix = report["confusion_matrix"]["matrix"]
+        assert sum(map(sum, matrix)) == report["n_test"] == 624
+        assert report["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 624, abs=1e-12)
+    with open(folder / "history.csv", newline="") as file:
+        assert len(list(csv.DictReader(file))) == metrics["weights"]["epochs_done"] == 5
+    # The results page has one column per seed: each row must hold this seed's figure.
+    rows = {
+        line.split("|")[1].strip(): line.split("|")[2:-1]
+        for line in (RESULTS.parent / "results.md").read_text().splitlines()
+        if line.startswith("| ")
+    }
+    quoted = {
+        "accuracy, final weights": metrics["accuracy"],
+        "sensitivity (Pneumonia X-rays found)": metrics["sensitivity"],
+        "specificity (Normal X-rays recognised)": metrics["specificity"],
+        "ROC AUC": metrics["roc_auc"],
+        "accuracy, lowest-val_loss weights (`best.npz`)": metrics["best"]["accuracy"],
+    }
+    for row, value in quoted.items():
+        assert rows[row][seed].strip() == f"{100 * value:.1f} %", row
+
+
 def test_the_publishing_script_on_a_small_run(tmp_path, monkeypatch, xray_mini_dir, capsys):
     monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
     run = tmp_path / "run"
