@@ -7,8 +7,9 @@
 #   bash examples/long_run.sh pause          # Ctrl-C: it saves a checkpoint at the end of the batch
 #   bash examples/long_run.sh status         # running or not, epochs done, the last epoch's figures
 #
-# RUNS_DIR (default ~/minicnn-runs) holds code-COMMIT/, venv/ and the run folder study-seed0/;
-# DATA (default: ../shared/data/coronahack beside this checkout) is the data to train on.
+# RUNS_DIR (default ~/minicnn-runs) holds code-COMMIT/, venv/ and the run folder study-seedSEED/;
+# SEED (default 0) is the study's recipe with another seed, in its own folder, for the spread
+# over seeds; DATA (default: ../shared/data/coronahack beside this checkout) is the data.
 # The run folder gets run-settings.json (the command and settings) and stretches.jsonl (one line
 # per start and stop: time, frozen commit, minicnn.__file__, CPU, versions), which
 # examples/study_results.py reads when it publishes the result.
@@ -16,7 +17,9 @@ set -euo pipefail
 
 CHECKOUT="$(cd "$(dirname "$0")/.." && pwd)"
 RUNS_DIR="${RUNS_DIR:-$HOME/minicnn-runs}"
-RUN="$RUNS_DIR/study-seed0"
+SEED="${SEED:-0}"
+[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "error: SEED=$SEED: must be a whole number" >&2; exit 2; }
+RUN="$RUNS_DIR/study-seed$SEED"
 DATA="${DATA:-$(cd "$CHECKOUT/.." && pwd)/shared/data/coronahack}"
 
 usage() {
@@ -58,9 +61,9 @@ start() {
   if [ -f "$RUN/checkpoint.npz" ]; then resume="--resume"; fi
   if [ ! -f "$RUN/run-settings.json" ]; then
     cat > "$RUN/run-settings.json" <<EOF
-{"command": "python examples/train_xray.py --data $DATA --out $RUN [--resume]",
+{"command": "python examples/train_xray.py --data $DATA --out $RUN --seed $SEED [--resume]",
  "image_size": 300, "epochs": 60, "batch_size": 32, "learning_rate": 0.0001, "val_split": 0.2, "augment": true,
- "seed": 0, "backend": "numpy", "class_weight": null, "threshold": 0.5,
+ "seed": $SEED, "backend": "numpy", "class_weight": null, "threshold": 0.5,
  "environment": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "-1"}}
 EOF
   fi
@@ -73,7 +76,7 @@ EOF
   export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=-1
   cd "$RUN"
   CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)" COMMIT="$commit" RESUME="$resume" \
-    SCRIPT="$code/examples/train_xray.py" DATA="$DATA" RUN="$RUN" \
+    SCRIPT="$code/examples/train_xray.py" DATA="$DATA" RUN="$RUN" SEED="$SEED" \
     nohup "$RUNS_DIR/venv/bin/python" -u -c '
 import json, os, runpy, sys, time
 import minicnn, numpy
@@ -83,7 +86,8 @@ record = dict(event="start", time=time.strftime("%Y-%m-%dT%H:%M:%S%z"), pid=os.g
 with open(os.path.join(os.environ["RUN"], "stretches.jsonl"), "a") as stretches:
     stretches.write(json.dumps(record) + "\n")
 print(record, flush=True)
-sys.argv = ["train_xray.py", "--data", os.environ["DATA"], "--out", os.environ["RUN"], *os.environ["RESUME"].split()]
+sys.argv = ["train_xray.py", "--data", os.environ["DATA"], "--out", os.environ["RUN"], "--seed", os.environ["SEED"],
+            *os.environ["RESUME"].split()]
 try:
     runpy.run_path(os.environ["SCRIPT"], run_name="__main__")
 finally:
