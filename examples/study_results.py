@@ -57,7 +57,9 @@ def read_stretches(path: Path) -> list[dict[str, Any]]:
 
     A process ended without its stop line (killed with the session) gets an estimated stop,
     marked ``"stop_inferred": true``: the next start, or for the last stretch the last time
-    anything in the run folder was written (the progress log is written every batch).
+    anything in the run folder was written (the progress log is written every batch). A stop
+    line written afterwards, from the process's last write (``"inferred": true``), is marked
+    the same way.
     """
     events = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     stretches: list[dict[str, Any]] = []
