@@ -93,9 +93,9 @@ try:
 finally:
     # One stop line however the process ends: the last epoch, a pause (Ctrl-C) or an error.
     # Only a kill leaves none; start then infers one from the last write.
-    training = {"completed_epochs": 0}
-    if os.path.exists(os.path.join(os.environ["RUN"], "checkpoint.npz")):
-        with numpy.load(os.path.join(os.environ["RUN"], "checkpoint.npz")) as archive:
+    checkpoint, training = os.path.join(os.environ["RUN"], "checkpoint.npz"), {"completed_epochs": 0}
+    if os.path.exists(checkpoint):
+        with numpy.load(checkpoint) as archive:
             training = json.loads(str(archive["training"]))
     record = dict(event="stop", time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                   completed_epochs=training["completed_epochs"], partial_epoch=training.get("partial_epoch"))

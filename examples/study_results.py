@@ -159,7 +159,7 @@ def write_validation_metrics(
     how the same weights do on images drawn like their training images. The accuracy here must
     equal history.csv's val_accuracy of the weights' epoch: the same images, weights and threshold.
     """
-    images, labels = train.images[val_index], train.labels[val_index]
+    images, labels = train.images[val_index], train.labels[val_index]  # (V, S, S, 1) uint8, (V,)
     sections = {}
     for name, weights in (("final", model), ("best", best)):
         probability = predict_normal(weights, images, settings["batch_size"])

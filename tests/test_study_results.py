@@ -24,10 +24,7 @@ def check_result_folder(folder: Path, epochs: int) -> dict:
     """The files of a published run agree: matrix sums to n_test, accuracy is its diagonal share, one row per epoch."""
     metrics = json.loads((folder / "metrics.json").read_text())
     run = json.loads((folder / "run.json").read_text())
-    for report in (metrics, metrics["best"]):
-        matrix = report["confusion_matrix"]["matrix"]
-        assert sum(map(sum, matrix)) == report["n_test"] == run["images"]["test"]
-        assert report["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / report["n_test"], abs=1e-12)
+    check_confusion_matrices(metrics, n_test=run["images"]["test"])
     with open(folder / "history.csv", newline="") as file:
         history = list(csv.DictReader(file))
     assert [int(row["epoch"]) for row in history] == list(range(1, epochs + 1))
@@ -48,6 +45,14 @@ def check_result_folder(folder: Path, epochs: int) -> dict:
         assert sum(map(sum, section["confusion_matrix"]["matrix"])) == section["n_test"]
         assert section["accuracy"] == pytest.approx(float(history[epoch - 1]["val_accuracy"]), abs=1e-9)
     return metrics
+
+
+def check_confusion_matrices(metrics: dict, n_test: int) -> None:
+    """Final and best: each matrix sums to n_test, and accuracy is its diagonal share."""
+    for report in (metrics, metrics["best"]):
+        matrix = report["confusion_matrix"]["matrix"]
+        assert sum(map(sum, matrix)) == report["n_test"] == n_test
+        assert report["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / n_test, abs=1e-12)
 
 
 def confusion_matrix_of(rows: list[dict[str, str]], column: str, threshold: float) -> list[list[int]]:
@@ -91,10 +96,7 @@ def test_the_published_study_agrees_with_itself_and_with_its_page():
 def test_the_quick_look_over_four_seeds_agrees_with_itself_and_with_the_results_page(seed):
     folder = RESULTS / "quick-look" / f"seed{seed}"
     metrics = json.loads((folder / "metrics.json").read_text())
-    for report in (metrics, metrics["best"]):
-        matrix = report["confusion_matrix"]["matrix"]
-        assert sum(map(sum, matrix)) == report["n_test"] == 624
-        assert report["accuracy"] == pytest.approx((matrix[0][0] + matrix[1][1]) / 624, abs=1e-12)
+    check_confusion_matrices(metrics, n_test=624)
     with open(folder / "history.csv", newline="") as file:
         assert len(list(csv.DictReader(file))) == metrics["weights"]["epochs_done"] == 5
     # The results page has one column per seed: each row must hold this seed's figure.
