@@ -1,135 +1,244 @@
 #!/usr/bin/env bash
-# The study's 60-epoch run, which outlives a working session: frozen code, its own venv, a
-# folder outside the checkout, started in the background and resumed after every stop.
+# Runs that outlive a working session: frozen code, one venv per frozen commit, run folders
+# outside the checkout, a queue worked through in the background and resumed after every stop.
 #
-#   bash examples/long_run.sh setup COMMIT   # freeze COMMIT: git archive + venv + non-editable install
-#   bash examples/long_run.sh start          # start, or resume when a checkpoint exists (background)
-#   bash examples/long_run.sh pause          # Ctrl-C: it saves a checkpoint at the end of the batch
-#   bash examples/long_run.sh status         # running or not, epochs done, the last epoch's figures
+#   bash examples/long_run.sh setup COMMIT [--keras]  # freeze COMMIT: git archive + its own venv(s)
+#   bash examples/long_run.sh add NAME FRAMEWORK IMAGE_SIZE EPOCHS SEED [SPLIT_FROM]
+#                                                     # queue a run of the study's recipe
+#   bash examples/long_run.sh start    # work through the queue in the background, resuming each run
+#   bash examples/long_run.sh pause    # Ctrl-C to the run in progress: it saves, the worker stops
+#   bash examples/long_run.sh status   # every queued run: state, epochs done, the last epoch's figures
 #
-# RUNS_DIR (default ~/minicnn-runs) holds code-COMMIT/, venv/ and the run folder study-seedSEED/;
-# SEED (default 0) is the study's recipe with another seed, in its own folder, for the spread
-# over seeds; DATA (default: ../shared/data/coronahack beside this checkout) is the data.
-# The run folder gets run-settings.json (the command and settings) and stretches.jsonl (one line
-# per start and stop: time, frozen commit, minicnn.__file__, CPU, versions), which
-# examples/study_results.py reads when it publishes the result.
+# setup makes RUNS_DIR/code-COMMIT (the files of COMMIT) and RUNS_DIR/venv-COMMIT (minicnn
+# installed from them, not editable, so a run never imports the live checkout); --keras adds
+# RUNS_DIR/venv-keras-COMMIT with TensorFlow and Keras for benchmarks/keras_study.py. Freezing a
+# new commit never touches an older one's folders, so a paused run always resumes with its own code.
+#
+# add writes RUNS_DIR/NAME/run-settings.json, naming the commit frozen last, and appends NAME
+# to RUNS_DIR/queue. FRAMEWORK is minicnn (examples/train_xray.py) or keras
+# (benchmarks/keras_study.py); every run records the test split after each epoch
+# (--record-test-each-epoch: for the record only). SPLIT_FROM names another queued run whose
+# split.csv this one trains on (the Keras twin of a minicnn run with the same seed).
+#
+# Each run folder gets stretches.jsonl: one line per start and stop of its process (time,
+# commit, the imported minicnn's file, CPU, versions), which examples/study_results.py reads.
+#
+# RUNS_DIR defaults to ~/minicnn-runs; DATA to ../shared/data/coronahack beside this checkout.
 set -euo pipefail
 
 CHECKOUT="$(cd "$(dirname "$0")/.." && pwd)"
+SELF="$CHECKOUT/examples/long_run.sh"
 RUNS_DIR="${RUNS_DIR:-$HOME/minicnn-runs}"
-SEED="${SEED:-0}"
-[[ "$SEED" =~ ^[0-9]+$ ]] || { echo "error: SEED=$SEED: must be a whole number" >&2; exit 2; }
-RUN="$RUNS_DIR/study-seed$SEED"
 DATA="${DATA:-$(cd "$CHECKOUT/.." && pwd)/shared/data/coronahack}"
+QUEUE="$RUNS_DIR/queue"
+WORKER_PID="$RUNS_DIR/worker.pid"
+KERAS_PACKAGES=(tensorflow-cpu keras)
 
 usage() {
-  echo "usage: bash examples/long_run.sh setup COMMIT | start | pause | status" >&2
+  sed -n '4,9p' "$SELF" | sed 's/^# *//' >&2
   exit 2
 }
 
-frozen_code() {
-  local found
-  found="$(ls -d "$RUNS_DIR"/code-* 2>/dev/null | head -n 1)"
-  [ -n "$found" ] || { echo "error: no frozen code in $RUNS_DIR; run: bash examples/long_run.sh setup COMMIT" >&2; exit 2; }
-  echo "$found"
+fail() {
+  echo "error: $*" >&2
+  exit 2
 }
 
-running_pid() {
-  if [ -f "$RUN/pid" ] && kill -0 "$(cat "$RUN/pid")" 2>/dev/null; then cat "$RUN/pid"; fi
-}
+alive() { [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null; }
 
 setup() {
-  local commit
-  commit="$(git -C "$CHECKOUT" rev-parse --verify "$1^{commit}")"
+  local commit="$1" keras="${2:-}"
+  commit="$(git -C "$CHECKOUT" rev-parse --verify --quiet "$commit^{commit}")" || fail "setup $1: not a commit here"
+  [ -z "$keras" ] || [ "$keras" = "--keras" ] || fail "setup: unknown option $keras (allowed: --keras)"
   mkdir -p "$RUNS_DIR"
   if [ ! -d "$RUNS_DIR/code-$commit" ]; then
-    mkdir "$RUNS_DIR/code-$commit"
-    git -C "$CHECKOUT" archive "$commit" | tar -x -C "$RUNS_DIR/code-$commit"
+    mkdir "$RUNS_DIR/code-$commit.partial"
+    git -C "$CHECKOUT" archive "$commit" | tar -x -C "$RUNS_DIR/code-$commit.partial"
+    mv "$RUNS_DIR/code-$commit.partial" "$RUNS_DIR/code-$commit"
   fi
-  [ -d "$RUNS_DIR/venv" ] || python3 -m venv "$RUNS_DIR/venv"
+  make_venv "$RUNS_DIR/venv-$commit" "$commit"
+  [ -z "$keras" ] || make_venv "$RUNS_DIR/venv-keras-$commit" "$commit" "${KERAS_PACKAGES[@]}"
+  echo "$commit" > "$RUNS_DIR/frozen-last"
+  echo "frozen $commit in $RUNS_DIR/code-$commit; venv $RUNS_DIR/venv-$commit${keras:+ and venv-keras-$commit}"
+}
+
+make_venv() {  # make_venv FOLDER COMMIT [PACKAGES...]: made under another name, renamed when complete
+  local venv="$1" commit="$2"
+  shift 2
+  [ ! -d "$venv" ] || return 0
+  rm -rf "$venv.partial"
+  python3 -m venv "$venv.partial"
   # Non-editable, so the run never imports the live checkout.
-  "$RUNS_DIR/venv/bin/pip" install --quiet "$RUNS_DIR/code-$commit"
-  echo "frozen $commit in $RUNS_DIR/code-$commit; venv $RUNS_DIR/venv"
+  "$venv.partial/bin/pip" install --quiet "$RUNS_DIR/code-$commit" "$@"
+  mv "$venv.partial" "$venv"  # only bin/python is used later, which works from the new name
+}
+
+add() {
+  local name="$1" framework="$2" size="$3" epochs="$4" seed="$5" split_from="${6:-}" commit run
+  [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || fail "add $name: a run name is letters, digits, . _ -"
+  [[ "$framework" =~ ^(minicnn|keras)$ ]] || fail "add $name: FRAMEWORK $framework: allowed: minicnn, keras"
+  for number in "$size" "$epochs" "$seed"; do
+    [[ "$number" =~ ^[0-9]+$ ]] || fail "add $name: IMAGE_SIZE, EPOCHS and SEED are whole numbers, got $number"
+  done
+  [ -f "$RUNS_DIR/frozen-last" ] || fail "no frozen code in $RUNS_DIR; run: bash examples/long_run.sh setup COMMIT"
+  commit="$(cat "$RUNS_DIR/frozen-last")"
+  [ "$framework" = minicnn ] || [ -d "$RUNS_DIR/venv-keras-$commit" ] ||
+    fail "add $name: no Keras venv for $commit; run: bash examples/long_run.sh setup $commit --keras"
+  if [ -n "$split_from" ]; then
+    grep -qx "$split_from" "$QUEUE" 2>/dev/null || fail "add $name: SPLIT_FROM $split_from is not a queued run"
+  fi
+  run="$RUNS_DIR/$name"
+  [ ! -e "$run" ] || fail "add $name: $run exists already (a run keeps its folder; choose another name)"
+  mkdir -p "$run"
+  cat > "$run/run-settings.json" <<EOF
+{"name": "$name", "framework": "$framework", "commit": "$commit",
+ "image_size": $size, "epochs": $epochs, "seed": $seed, "batch_size": 32, "learning_rate": 0.0001,
+ "val_split": 0.2, "augment": true, "backend": "numpy", "class_weight": null, "threshold": 0.5,
+ "record_test_each_epoch": true, "split_from": $([ -n "$split_from" ] && echo "\"$split_from\"" || echo null),
+ "data": "$DATA", "environment": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "-1"}}
+EOF
+  echo "$name" >> "$QUEUE"
+  echo "queued $name: $framework, ${size}x$size, $epochs epochs, seed $seed, code $commit"
+}
+
+setting() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]] or "")' "$1/run-settings.json" "$2"; }
+
+command_of() {  # the run's command, one word a line (--resume is added when a checkpoint exists)
+  local run="$1" framework commit code split_from
+  framework="$(setting "$run" framework)" commit="$(setting "$run" commit)" split_from="$(setting "$run" split_from)"
+  code="$RUNS_DIR/code-$commit"
+  if [ "$framework" = minicnn ]; then
+    printf '%s\n' "$RUNS_DIR/venv-$commit/bin/python" "$code/examples/train_xray.py"
+  else
+    printf '%s\n' "$RUNS_DIR/venv-keras-$commit/bin/python" "$code/benchmarks/keras_study.py"
+  fi
+  printf '%s\n' --data "$(setting "$run" data)" --out "$run" --image-size "$(setting "$run" image_size)" \
+    --epochs "$(setting "$run" epochs)" --seed "$(setting "$run" seed)" --record-test-each-epoch
+  [ -z "$split_from" ] || printf '%s\n' --split-file "$RUNS_DIR/$split_from/split.csv"
+}
+
+run_one() {  # run_one NAME: train (or resume) in the foreground; the exit status of the run
+  local run="$RUNS_DIR/$1" resume="" cpu
+  local -a command
+  mapfile -t command < <(command_of "$run")
+  if [ -f "$run/checkpoint.npz" ] || [ -f "$run/checkpoint.keras" ]; then resume="--resume"; fi
+  # A process killed with the session leaves no stop line: record its last sign of life instead.
+  if [ -f "$run/stretches.jsonl" ] && tail -n 1 "$run/stretches.jsonl" | grep -q '"event": "start"'; then
+    echo "{\"event\": \"stop\", \"time\": \"$(date -u -r "$run/train.err" +%Y-%m-%dT%H:%M:%S+0000)\", \"inferred\": true}" \
+      >> "$run/stretches.jsonl"
+  fi
+  cpu="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)"
+  # glibc keeps freed memory for reuse instead of returning it (fewer page faults per step).
+  (
+    cd "$run"
+    MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=-1 CPU="$cpu" COMMIT="$(setting "$run" commit)" RUN="$run" \
+      RESUME="$resume" FRAMEWORK="$(setting "$run" framework)" \
+      exec "${command[0]}" -u -c '
+import json, os, runpy, sys, time
+import minicnn, numpy
+versions = dict(python=sys.version.split()[0], numpy=numpy.__version__)
+if os.environ["FRAMEWORK"] == "keras":
+    import keras, tensorflow
+    versions.update(keras=keras.__version__, tensorflow=tensorflow.__version__)
+stretches = os.path.join(os.environ["RUN"], "stretches.jsonl")
+record = dict(event="start", time=time.strftime("%Y-%m-%dT%H:%M:%S%z"), pid=os.getpid(), commit=os.environ["COMMIT"],
+              minicnn_file=minicnn.__file__, cpu=os.environ["CPU"], cores=os.cpu_count(),
+              resume=bool(os.environ["RESUME"]), argv=sys.argv[1:] + os.environ["RESUME"].split(), **versions)
+with open(stretches, "a") as file:
+    file.write(json.dumps(record) + "\n")
+print(record, flush=True)
+sys.argv = [sys.argv[1], *sys.argv[2:], *os.environ["RESUME"].split()]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))  # as "python SCRIPT" would: its own folder first
+status = 1
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+    status = 0
+except SystemExit as exit_:
+    status = 0 if exit_.code is None else exit_.code if isinstance(exit_.code, int) else 1
+finally:
+    # One stop line however the process ends: the last epoch, a pause (Ctrl-C) or an error.
+    # Only a kill leaves none; the next start infers one from the last write.
+    with open(stretches, "a") as file:
+        file.write(json.dumps(dict(event="stop", time=time.strftime("%Y-%m-%dT%H:%M:%S%z"), status=status)) + "\n")
+sys.exit(status)
+' "${command[@]:1}" >> "$run/train.log" 2>> "$run/train.err"
+  )
+}
+
+worker() {  # the queue, in order: each run to its end; a pause (status 130) stops the worker
+  local name status
+  echo $$ > "$WORKER_PID"
+  while true; do
+    name=""
+    while read -r candidate; do
+      [ -f "$RUNS_DIR/$candidate/finished" ] || [ -f "$RUNS_DIR/$candidate/failed" ] || { name="$candidate"; break; }
+    done < "$QUEUE"
+    [ -n "$name" ] || { echo "$(date -u +%FT%TZ) queue done"; break; }
+    echo "$(date -u +%FT%TZ) $name: start"
+    status=0
+    run_one "$name" || status=$?
+    echo "$(date -u +%FT%TZ) $name: exit status $status"
+    case "$status" in
+      0) date -u +%FT%TZ > "$RUNS_DIR/$name/finished" ;;
+      130) break ;;  # paused
+      *) echo "exit status $status; see $RUNS_DIR/$name/train.err" > "$RUNS_DIR/$name/failed" ;;
+    esac
+  done
+  rm -f "$WORKER_PID"
 }
 
 start() {
-  local code commit resume=""
-  [ -z "$(running_pid)" ] || { echo "already running (pid $(running_pid))"; exit 0; }
-  code="$(frozen_code)"
-  commit="${code##*/code-}"
-  mkdir -p "$RUN"
-  if [ -f "$RUN/checkpoint.npz" ]; then resume="--resume"; fi
-  if [ ! -f "$RUN/run-settings.json" ]; then
-    cat > "$RUN/run-settings.json" <<EOF
-{"command": "python examples/train_xray.py --data $DATA --out $RUN --seed $SEED [--resume]",
- "image_size": 300, "epochs": 60, "batch_size": 32, "learning_rate": 0.0001, "val_split": 0.2, "augment": true,
- "seed": $SEED, "backend": "numpy", "class_weight": null, "threshold": 0.5,
- "environment": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "-1"}}
-EOF
-  fi
-  # A process killed with the session leaves no stop line: record its last sign of life instead.
-  if [ -f "$RUN/stretches.jsonl" ] && tail -n 1 "$RUN/stretches.jsonl" | grep -q '"event": "start"'; then
-    echo "{\"event\": \"stop\", \"time\": \"$(date -u -r "$RUN/train.err" +%Y-%m-%dT%H:%M:%S+0000)\", \"inferred\": true}" \
-      >> "$RUN/stretches.jsonl"
-  fi
-  # glibc keeps freed memory for reuse instead of returning it (fewer page faults per step).
-  export MALLOC_MMAP_MAX_=0 MALLOC_TRIM_THRESHOLD_=-1
-  cd "$RUN"
-  CPU="$(lscpu | sed -n 's/^Model name: *//p' | head -n 1)" COMMIT="$commit" RESUME="$resume" \
-    SCRIPT="$code/examples/train_xray.py" DATA="$DATA" RUN="$RUN" SEED="$SEED" \
-    nohup "$RUNS_DIR/venv/bin/python" -u -c '
-import json, os, runpy, sys, time
-import minicnn, numpy
-record = dict(event="start", time=time.strftime("%Y-%m-%dT%H:%M:%S%z"), pid=os.getpid(), commit=os.environ["COMMIT"],
-              minicnn_file=minicnn.__file__, cpu=os.environ["CPU"], cores=os.cpu_count(),
-              resume=bool(os.environ["RESUME"]), python=sys.version.split()[0], numpy=numpy.__version__)
-with open(os.path.join(os.environ["RUN"], "stretches.jsonl"), "a") as stretches:
-    stretches.write(json.dumps(record) + "\n")
-print(record, flush=True)
-sys.argv = ["train_xray.py", "--data", os.environ["DATA"], "--out", os.environ["RUN"], "--seed", os.environ["SEED"],
-            *os.environ["RESUME"].split()]
-try:
-    runpy.run_path(os.environ["SCRIPT"], run_name="__main__")
-finally:
-    # One stop line however the process ends: the last epoch, a pause (Ctrl-C) or an error.
-    # Only a kill leaves none; start then infers one from the last write.
-    checkpoint, training = os.path.join(os.environ["RUN"], "checkpoint.npz"), {"completed_epochs": 0}
-    if os.path.exists(checkpoint):
-        with numpy.load(checkpoint) as archive:
-            training = json.loads(str(archive["training"]))
-    record = dict(event="stop", time=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                  completed_epochs=training["completed_epochs"], partial_epoch=training.get("partial_epoch"))
-    with open(os.path.join(os.environ["RUN"], "stretches.jsonl"), "a") as stretches:
-        stretches.write(json.dumps(record) + "\n")
-    print(record, flush=True)
-' >> "$RUN/train.log" 2>> "$RUN/train.err" &
-  echo $! > "$RUN/pid"
-  echo "started pid $! ${resume:-(fresh run)}; log: $RUN/train.log"
+  [ -f "$QUEUE" ] || fail "nothing queued in $RUNS_DIR; add runs with: bash examples/long_run.sh add ..."
+  if alive "$WORKER_PID"; then echo "already running (worker pid $(cat "$WORKER_PID"))"; exit 0; fi
+  # The worker runs a copy of this script: bash reads a script as it goes, so an edit of the
+  # checkout's copy must not reach a worker that is running.
+  cp "$SELF" "$RUNS_DIR/worker.sh"
+  DATA="$DATA" nohup bash "$RUNS_DIR/worker.sh" worker >> "$RUNS_DIR/worker.log" 2>&1 &
+  echo "started the queue worker (pid $!); log: $RUNS_DIR/worker.log"
+}
+
+current_run_pid() {  # the training process: the worker's child
+  alive "$WORKER_PID" || return 0
+  pgrep -P "$(cat "$WORKER_PID")" | head -n 1 || true
 }
 
 pause() {
   local pid
-  pid="$(running_pid)"
-  [ -n "$pid" ] || { echo "not running"; exit 0; }
+  alive "$WORKER_PID" || { echo "not running"; exit 0; }
+  pid="$(current_run_pid)"
+  if [ -z "$pid" ]; then kill "$(cat "$WORKER_PID")"; echo "stopped the worker between two runs"; exit 0; fi
   kill -INT "$pid"
-  for _ in $(seq 1 180); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
-  if kill -0 "$pid" 2>/dev/null; then echo "error: still running after 180 s" >&2; exit 1; fi
-  tail -n 1 "$RUN/stretches.jsonl"  # the stop line the process wrote as it ended
+  for _ in $(seq 1 300); do alive "$WORKER_PID" || break; sleep 1; done
+  if alive "$WORKER_PID"; then echo "error: still running after 300 s" >&2; exit 1; fi
+  tail -n 3 "$RUNS_DIR/worker.log"
 }
 
 status() {
-  local pid
-  pid="$(running_pid)"
-  echo "run folder: $RUN ($([ -n "$pid" ] && echo "running, pid $pid" || echo "not running"))"
-  if [ -f "$RUN/history.csv" ]; then
-    echo "epochs done: $(($(wc -l < "$RUN/history.csv") - 1))"
-    tail -n 1 "$RUN/history.csv"
-  fi
+  local run epochs state
+  echo "worker: $(alive "$WORKER_PID" && echo "running, pid $(cat "$WORKER_PID")" || echo "not running")"
+  [ -f "$QUEUE" ] || { echo "nothing queued"; return 0; }
+  while read -r name; do
+    run="$RUNS_DIR/$name"
+    epochs=0
+    [ ! -f "$run/history.csv" ] || epochs=$(($(wc -l < "$run/history.csv") - 1))
+    state="queued"
+    [ ! -f "$run/stretches.jsonl" ] || state="paused"
+    [ ! -f "$run/failed" ] || state="failed: $(cat "$run/failed")"
+    [ ! -f "$run/finished" ] || state="finished $(cat "$run/finished")"
+    if alive "$WORKER_PID" && [ "$(tail -n 1 "$run/stretches.jsonl" 2>/dev/null | grep -c '"event": "start"')" = 1 ]; then
+      state="running"
+    fi
+    printf '%-22s %-9s %3s/%-3s epochs  %s\n' "$name" "$(setting "$run" framework)" "$epochs" \
+      "$(setting "$run" epochs)" "$state"
+    [ "$epochs" = 0 ] || echo "    last: $(tail -n 1 "$run/history.csv")"
+  done < "$QUEUE"
 }
 
 case "${1:-}" in
-  setup) [ $# -eq 2 ] || usage; setup "$2" ;;
+  setup) [ $# -eq 2 ] || [ $# -eq 3 ] || usage; setup "$2" "${3:-}" ;;
+  add) [ $# -eq 6 ] || [ $# -eq 7 ] || usage; add "$2" "$3" "$4" "$5" "$6" "${7:-}" ;;
   start) start ;;
+  worker) worker ;;
   pause) pause ;;
   status) status ;;
   *) usage ;;

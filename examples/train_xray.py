@@ -16,8 +16,11 @@ Everything lands in --out: history.csv, curves.png, checkpoint.npz (every epoch)
 best.npz (lowest val_loss), and on the test split metrics.json,
 confusion_matrix.png, roc.png and predictions.png. metrics.json describes the
 final weights (checkpoint.npz), as the study reports them, and best.npz in its
-"best" section. --resume continues an interrupted run exactly; Ctrl-C saves a
-checkpoint first, and so does a spent --time-budget.
+"best" section. split.csv names the images of each side of the validation split, so
+that another run (benchmarks/keras_study.py) can train on exactly the same ones.
+--record-test-each-epoch adds test_history.csv: the test split's figures after every
+epoch, for the record only (nothing is ever chosen by them). --resume continues an
+interrupted run exactly; Ctrl-C saves a checkpoint first, and so does a spent --time-budget.
 
 Every option is checked before any image is decoded or any folder created: a
 wrong one gets one line, "error: ...", and exit status 2.
@@ -64,6 +67,9 @@ MIN_IMAGE_SIZE = 46
 # Far above the study's 300; beyond it one batch of activations no longer fits a normal machine.
 MAX_IMAGE_SIZE = 1024
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
+# test_history.csv (--record-test-each-epoch): classification_report's figures, one row per epoch.
+TEST_HISTORY_COLUMNS = ["epoch", "accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc"]
+SPLIT_COLUMNS = ["file", "label", "subset"]  # split.csv: subset is "train" or "validation"
 KAGGLE_HELP = """\
 Get the Kaggle "CoronaHack - Chest X-Ray-Dataset":
   1. download it from https://www.kaggle.com/datasets/praveengovi/coronahack-chest-xraydataset
@@ -99,7 +105,17 @@ NUMBER_OPTIONS: dict[str, tuple[type, Callable[[Any], bool], str]] = {
 }
 # The options that shape the training arithmetic besides the image size and the seed (which the
 # checkpoint itself records): a resumed run must use the same ones, or it is not the same run.
-RESUME_SETTINGS = ("batch_size", "learning_rate", "val_split", "limit", "no_augment", "class_weight")
+RESUME_SETTINGS = (
+    "batch_size",
+    "learning_rate",
+    "val_split",
+    "limit",
+    "no_augment",
+    "class_weight",
+    "record_test_each_epoch",  # changes no arithmetic, but a resume without it would leave a gap in the record
+)
+# What a settings.json written before a setting existed means by leaving it out.
+RESUME_DEFAULTS = {"record_test_each_epoch": False}
 SETTINGS_FILE = "settings.json"
 
 
@@ -218,6 +234,12 @@ def build_parser() -> OneLineErrorParser:
     )
     parser.add_argument("--limit", metavar="N", help="use only the first N images of each split (quick runs)")
     add_threshold_option(parser)
+    parser.add_argument(
+        "--record-test-each-epoch",
+        action="store_true",
+        help="after every epoch, also measure the test split and add a row to test_history.csv; for the "
+        "record only: it chooses nothing (not the weights, not when to stop, not the threshold)",
+    )
     parser.add_argument(
         "--resume",
         action="store_true",
@@ -387,6 +409,7 @@ def load_checkpoint(args: argparse.Namespace) -> mc.Sequential:
         saved_settings = json.loads(settings_path.read_text())
     except (OSError, ValueError) as error:
         fail(f"--resume: {settings_path} is not readable ({error}); it records the first run's options")
+    saved_settings = {**RESUME_DEFAULTS, **saved_settings}
     changed = [name for name in RESUME_SETTINGS if saved_settings.get(name) != getattr(args, name)]
     if changed:
         first_run = ", ".join(as_option(name, saved_settings.get(name)) for name in changed)
@@ -447,6 +470,68 @@ class HistoryFile(Callback):
         writer.writerow(HISTORY_COLUMNS)
         writer.writerows(self.rows)
         write_text(self.path, text.getvalue())
+
+
+class TestHistoryFile(Callback):
+    """For the record only: the test split's figures after every epoch, in test_history.csv.
+
+    Nothing reads these rows back during training: they choose no weights, no epoch to stop
+    at and no threshold. They only show how much the test figure moves from epoch to epoch,
+    and what picking the epoch on the test split would have reported (a figure that must
+    always be labelled as chosen on the test split). Measuring costs one forward pass over the
+    test images per epoch; it draws no random numbers, so the training is the same with it
+    or without it. On a resume the rows of the epochs already done are kept.
+
+    Parameters
+    ----------
+    path : Path
+        test_history.csv; columns :data:`TEST_HISTORY_COLUMNS`.
+    test : XrayDataset
+        The test split (images (N, S, S, 1) uint8, labels (N,)).
+    batch_size, threshold
+        As for the final evaluation.
+    epochs_done : int
+        Epochs already trained (a resumed run): their rows are kept, later ones dropped.
+    """
+
+    def __init__(self, path: Path, test: XrayDataset, batch_size: int, threshold: float, epochs_done: int) -> None:
+        self.path, self.test, self.batch_size, self.threshold = path, test, batch_size, threshold
+        self.rows: list[list[Any]] = []
+        if epochs_done and path.is_file():
+            with open(path, newline="") as file:
+                kept = [row for row in csv.DictReader(file) if int(row["epoch"]) <= epochs_done]
+            self.rows = [[row[column] for column in TEST_HISTORY_COLUMNS] for row in kept]
+        self.write()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
+        report = classification_report(
+            self.test.labels, predict_normal(self.model, self.test.images, self.batch_size), threshold=self.threshold
+        )
+        self.rows.append([epoch + 1, *("" if report[key] is None else report[key] for key in TEST_HISTORY_COLUMNS[1:])])
+        self.write()
+
+    def write(self) -> None:
+        text = io.StringIO()
+        writer = csv.writer(text, lineterminator="\n")
+        writer.writerow(TEST_HISTORY_COLUMNS)
+        writer.writerows(self.rows)
+        write_text(self.path, text.getvalue())
+
+
+def write_split(path: Path, train: XrayDataset, train_index: np.ndarray, val_index: np.ndarray) -> None:
+    """split.csv: every training image with its label and its side of the split ("train" or "validation").
+
+    Rows follow the order of ``train.frame``. benchmarks/keras_study.py reads this file, so that
+    its run with the same seed trains and validates on exactly the same images.
+    """
+    subset = np.full(len(train.labels), "train", dtype=object)
+    subset[val_index] = "validation"
+    assert len(train_index) + len(val_index) == len(subset)
+    table = io.StringIO()
+    writer = csv.writer(table, lineterminator="\n")
+    writer.writerow(SPLIT_COLUMNS)
+    writer.writerows(zip(train.frame["file"], (int(label) for label in train.labels), subset, strict=True))
+    write_text(path, table.getvalue())
 
 
 class TimeBudgetSpent(Exception):
@@ -694,6 +779,7 @@ def prepare_out_folder(model: mc.Sequential, args: argparse.Namespace, steps_per
         )
     # A best.npz from that earlier run would pass for this run's best until this one writes its own.
     (args.out / "best.npz").unlink(missing_ok=True)
+    (args.out / "test_history.csv").unlink(missing_ok=True)  # so is an earlier run's per-epoch test record
     settings = {name: getattr(args, name) for name in RESUME_SETTINGS}
     write_text(args.out / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
 
@@ -768,9 +854,13 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.image_size}x{args.image_size} grayscale, batch {args.batch_size} "
         f"({len(train_batches)} steps per epoch), Adam learning rate {args.learning_rate}, "
         f"augmentation {'off' if args.no_augment else 'on'}, class weights {args.class_weight or 'none'}, "
-        f"{args.epochs} epochs" + (f", time budget {args.time_budget:g} s" if args.time_budget else "")
+        f"{plural(args.epochs, 'epoch')}"
+        + (f", time budget {args.time_budget:g} s" if args.time_budget else "")
+        + (", the test split measured after every epoch (for the record only)" if args.record_test_each_epoch else "")
     )
     prepare_out_folder(model, args, len(train_batches))
+    if not args.resume:
+        write_split(args.out / "split.csv", train, train_index, val_index)
     model.summary()
 
     best_so_far = min(history.get("val_loss" if validation is not None else "loss", []), default=None)
@@ -787,6 +877,13 @@ def main(argv: list[str] | None = None) -> int:
         InterruptAtBatchEnd(),  # Ctrl-C stops between two batches, where the state is consistent
         *([budget] if budget else []),
     ]
+    if args.record_test_each_epoch:  # before the checkpoint, like history.csv: a saved epoch has its row
+        callbacks.insert(
+            1,
+            TestHistoryFile(
+                args.out / "test_history.csv", test, args.batch_size, args.threshold, model.completed_epochs
+            ),
+        )
     sigint_handler = signal.getsignal(signal.SIGINT)
     try:
         # A progress bar redraws itself with "\r", which floods a log file: one line per epoch there.

@@ -324,3 +324,62 @@ def test_a_training_split_of_unreadable_files_stops_before_any_folder_is_made(
     err = capsys.readouterr().err
     assert f"error: --data {data}: no readable image left to train on" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def read_csv_rows(path) -> list[dict[str, str]]:
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_split_csv_names_every_training_image_and_its_side_of_the_split(finished_run, xray_mini_dir):
+    out, *_ = finished_run
+    rows = read_csv_rows(out / "split.csv")
+    train = mc.data.load_split(xray_mini_dir, "train", image_size=64, cache_dir=False, progress=False)
+    train_index, val_index = mc.data.xray.stratified_split(train.labels, 0.2, seed=1)  # QUICK's seed
+    assert [row["file"] for row in rows] == list(train.frame["file"])
+    assert [int(row["label"]) for row in rows] == train.labels.tolist()
+    assert [i for i, row in enumerate(rows) if row["subset"] == "validation"] == val_index.tolist()
+    assert [i for i, row in enumerate(rows) if row["subset"] == "train"] == train_index.tolist()
+
+
+def test_the_per_epoch_test_record_changes_nothing_in_training_and_agrees_with_metrics_json(
+    finished_run, xray_mini_dir, tmp_path, isolated_cache
+):
+    """--record-test-each-epoch only measures: the weights equal those of the same run without it
+    (bit for bit, on this machine), and its last row is the final evaluation of metrics.json."""
+    finished, *_ = finished_run
+    assert not (finished / "test_history.csv").exists()
+    out = tmp_path / "recorded"
+    argv = ["--data", str(xray_mini_dir), "--epochs", "2", "--out", str(out), *QUICK, "--record-test-each-epoch"]
+    code, printed, _ = run(argv)
+    assert code == 0 and "the test split measured after every epoch (for the record only)" in printed
+    for recorded, plain in zip(
+        weight_arrays(mc.load_model(out / "checkpoint.npz")),
+        weight_arrays(mc.load_model(finished / "checkpoint.npz")),
+        strict=True,
+    ):
+        np.testing.assert_array_equal(recorded, plain)
+    rows = read_csv_rows(out / "test_history.csv")
+    assert [row["epoch"] for row in rows] == ["1", "2"]
+    assert list(rows[0]) == train_xray.TEST_HISTORY_COLUMNS
+    final = json.loads((out / "metrics.json").read_text())
+    for column in train_xray.TEST_HISTORY_COLUMNS[1:]:
+        expected = final[column]
+        assert rows[-1][column] == ("" if expected is None else str(expected)), column
+
+
+def test_a_resume_keeps_the_per_epoch_test_record_of_the_epochs_done(xray_mini_dir, tmp_path, isolated_cache):
+    out = tmp_path / "resumed-record"
+    common = ["--data", str(xray_mini_dir), "--out", str(out), *QUICK, "--record-test-each-epoch"]
+    assert run([*common, "--epochs", "1"])[0] == 0
+    first_row = read_csv_rows(out / "test_history.csv")
+    assert run([*common, "--epochs", "2", "--resume"])[0] == 0
+    rows = read_csv_rows(out / "test_history.csv")
+    assert [row["epoch"] for row in rows] == ["1", "2"] and rows[0] == first_row[0]
+    # The record is part of the run: a resume without the option would leave a gap, so it is refused.
+    with pytest.raises(SystemExit) as exit_info, redirect_stderr(io.StringIO()) as logged:
+        train_xray.main([*common[:-1], "--epochs", "3", "--resume"])
+    assert exit_info.value.code == 2
+    assert "was started with --record-test-each-epoch, but this command has no --record-test-each-epoch" in (
+        logged.getvalue()
+    )
