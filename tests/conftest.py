@@ -28,6 +28,23 @@ def _cupy_usable() -> bool:
     return True
 
 
+def pytest_report_header(config) -> list[str]:
+    """Say which matrix-product kernel this run computes with: results agree across kernels only
+    to within rounding (.ci/run runs the suite under two more, OPENBLAS_CORETYPE=...)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return []
+    blas = [
+        f"{info.get('internal_api')} {info.get('version')}, kernel {info.get('architecture', '?')}, "
+        f"threads {info.get('num_threads')}"
+        for info in threadpool_info()
+        if info.get("user_api") == "blas"
+    ]
+    forced = f" (OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']})" if os.environ.get("OPENBLAS_CORETYPE") else ""
+    return [f"BLAS: {'; '.join(blas) or 'none found'}{forced}"]
+
+
 BACKEND_PARAMS = [
     "numpy",
     pytest.param(
