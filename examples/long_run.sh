@@ -35,7 +35,7 @@ WORKER_PID="$RUNS_DIR/worker.pid"
 KERAS_PACKAGES=(tensorflow-cpu keras)
 
 usage() {
-  sed -n '4,9p' "$SELF" | sed 's/^# *//' >&2
+  sed -n '5,10p' "$SELF" | sed 's/^# *//' >&2
   exit 2
 }
 
@@ -101,7 +101,10 @@ EOF
   echo "queued $name: $framework, ${size}x$size, $epochs epochs, seed $seed, code $commit"
 }
 
-setting() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]] or "")' "$1/run-settings.json" "$2"; }
+setting() {  # setting RUN KEY: one value of the run's run-settings.json ("" for null)
+  python3 -c 'import json, sys; value = json.load(open(sys.argv[1]))[sys.argv[2]]; print("" if value is None else value)' \
+    "$1/run-settings.json" "$2"
+}
 
 command_of() {  # the run's command, one word a line (--resume is added when a checkpoint exists)
   local run="$1" framework commit code split_from
