@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import os
 import signal
@@ -65,6 +64,7 @@ from train_xray import (  # noqa: E402
     describe_data,
     find_data_dir,
     load_data,
+    write_csv,
     write_split,
     write_text,
 )
@@ -179,14 +179,6 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     settings = {name: getattr(args, name) for name in RUN_SETTINGS}
     settings["split_file"] = None if args.split_file is None else str(args.split_file)
     return settings | {"threshold": args.threshold, "record_test_each_epoch": args.record_test_each_epoch}
-
-
-def write_csv(path: Path, columns: list[str], rows: list[list[Any]]) -> None:
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(rows)
-    write_text(path, table.getvalue())
 
 
 def read_rows(path: Path, columns: list[str], epochs_done: int) -> list[list[str]]:

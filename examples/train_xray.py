@@ -37,7 +37,7 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -445,6 +445,15 @@ def write_text(path: Path, text: str) -> None:
     write_atomic(path, lambda file: file.write(text.encode()))
 
 
+def write_csv(path: Path, columns: list[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Write a CSV file (a header, then ``rows``) atomically: a crash never leaves half a row."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    write_text(path, text.getvalue())
+
+
 class HistoryFile(Callback):
     """Rewrite history.csv after every epoch: one row per epoch done, resumed epochs included.
 
@@ -465,11 +474,7 @@ class HistoryFile(Callback):
         self.write()
 
     def write(self) -> None:
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(HISTORY_COLUMNS)
-        writer.writerows(self.rows)
-        write_text(self.path, text.getvalue())
+        write_csv(self.path, HISTORY_COLUMNS, self.rows)
 
 
 class TestHistoryFile(Callback):
@@ -511,11 +516,7 @@ class TestHistoryFile(Callback):
         self.write()
 
     def write(self) -> None:
-        text = io.StringIO()
-        writer = csv.writer(text, lineterminator="\n")
-        writer.writerow(TEST_HISTORY_COLUMNS)
-        writer.writerows(self.rows)
-        write_text(self.path, text.getvalue())
+        write_csv(self.path, TEST_HISTORY_COLUMNS, self.rows)
 
 
 def write_split(path: Path, train: XrayDataset, train_index: np.ndarray, val_index: np.ndarray) -> None:
@@ -527,11 +528,9 @@ def write_split(path: Path, train: XrayDataset, train_index: np.ndarray, val_ind
     subset = np.full(len(train.labels), "train", dtype=object)
     subset[val_index] = "validation"
     assert len(train_index) + len(val_index) == len(subset)
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")
-    writer.writerow(SPLIT_COLUMNS)
-    writer.writerows(zip(train.frame["file"], (int(label) for label in train.labels), subset, strict=True))
-    write_text(path, table.getvalue())
+    write_csv(
+        path, SPLIT_COLUMNS, zip(train.frame["file"], (int(label) for label in train.labels), subset, strict=True)
+    )
 
 
 class TimeBudgetSpent(Exception):
