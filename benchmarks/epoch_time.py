@@ -25,10 +25,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "examples"))
-from train_xray import build_study_model, training_transform  # noqa: E402
+from train_xray import training_transform  # noqa: E402
 
 from minicnn import backend, losses, optimizers  # noqa: E402
 from minicnn.data import Batches, load_split, stratified_split  # noqa: E402
+from minicnn.models import study_cnn  # noqa: E402
 
 
 def timed_steps(model, batches: Batches, steps: int) -> tuple[float, float]:
@@ -66,7 +67,7 @@ def main() -> None:
     print(f"train split {train.images.shape}: first run (decode + write cache) {first:.1f} s, cached {cached:.2f} s")
 
     train_index, _ = stratified_split(train.labels, 0.2, seed=0)
-    model = build_study_model(args.image_size)
+    model = study_cnn(args.image_size)
     model.compile(optimizer=optimizers.Adam(1e-4), loss=losses.BinaryCrossentropy(), metrics=["accuracy"])
     for prefetch in (False, True):
         batches = Batches(

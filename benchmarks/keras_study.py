@@ -199,7 +199,7 @@ def report_row(epoch: int, report: dict[str, Any]) -> list[Any]:
 
 
 def build_keras_model(keras: Any, image_size: int) -> Any:
-    """The study's network in Keras: the same layers, in the same order, as train_xray.build_study_model."""
+    """The study's network in Keras: the same layers, in the same order, as minicnn.models.study_cnn."""
     layer = keras.layers
     return keras.Sequential(
         [

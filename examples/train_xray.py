@@ -45,7 +45,7 @@ import numpy as np
 from command_line import OneLineErrorParser, add_threshold_option, fail, use_backend
 
 import minicnn as mc
-from minicnn import backend, layers, losses, optimizers
+from minicnn import backend, losses, optimizers
 from minicnn.callbacks import Callback, InterruptAtBatchEnd, ModelCheckpoint
 from minicnn.data import Batches, ImageAugmenter, rescale, sample_path
 from minicnn.data.xray import (
@@ -59,11 +59,9 @@ from minicnn.data.xray import (
 )
 from minicnn.io import ModelFileError, write_atomic
 from minicnn.metrics import classification_report, format_metric
+from minicnn.models import MIN_IMAGE_SIZE, study_cnn
 from minicnn.plots import plot_confusion_matrix, plot_history, plot_prediction_grid, plot_roc
 
-# Four (3x3 valid conv, 2x2 pool) stages shrink s to floor((s - 2) / 2) each; 46 is the
-# smallest size that still leaves one pixel after the fourth stage (46 -> 22 -> 10 -> 4 -> 1).
-MIN_IMAGE_SIZE = 46
 # Far above the study's 300; beyond it one batch of activations no longer fits a normal machine.
 MAX_IMAGE_SIZE = 1024
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
@@ -135,42 +133,20 @@ def flag(name: str) -> str:
 
 
 def build_study_model(image_size: int = 300, seed: int = 0) -> mc.Sequential:
-    """The study's network: four Conv2D/MaxPool2D stages, Dropout(0.5), Dense(512), Dense(1, sigmoid).
-
-    Parameters
-    ----------
-    image_size : int
-        Side of the square grayscale input, at least 46.
-    seed : int
-        Fixes the initial weights and the dropout masks.
+    """The study's network: :func:`minicnn.models.study_cnn` (kept under this name for older callers).
 
     Returns
     -------
     mc.Sequential
         Built, not compiled. Its output is P(Normal), the probability of label 1.
     """
-    if image_size < MIN_IMAGE_SIZE:
+    try:
+        return study_cnn(image_size, seed)
+    except ValueError:
         raise ValueError(
             f"--image-size {image_size} is too small for the study's four conv/pool stages: "
             f"the smallest valid size is {MIN_IMAGE_SIZE}"
-        )
-    return mc.Sequential(
-        [
-            layers.Conv2D(32, 3, activation="relu", input_shape=(image_size, image_size, 1)),
-            layers.MaxPool2D(2),
-            layers.Conv2D(64, 3, activation="relu"),
-            layers.MaxPool2D(2),
-            layers.Conv2D(128, 3, activation="relu"),
-            layers.MaxPool2D(2),
-            layers.Conv2D(128, 3, activation="relu"),
-            layers.MaxPool2D(2),
-            layers.Flatten(),
-            layers.Dropout(0.5),
-            layers.Dense(512, activation="relu"),
-            layers.Dense(1, activation="sigmoid"),
-        ],
-        seed=seed,
-    )
+        ) from None
 
 
 # ----------------------------------------------------------------------------

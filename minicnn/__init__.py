@@ -39,11 +39,12 @@ __all__ = [
     "data",
     "gradcheck",
     "metrics",
+    "models",
     "plots",
 ]
 
 # Submodules reached as attributes (mc.plots, ...) but imported only on first use.
-LAZY_SUBMODULES = ("data", "gradcheck", "metrics", "plots")
+LAZY_SUBMODULES = ("data", "gradcheck", "metrics", "models", "plots")
 
 
 def __getattr__(name: str) -> ModuleType:
