@@ -13,6 +13,9 @@ folder's files:
 * ``stretches.jsonl``: one line per start and stop of the training process (time, frozen
   commit, ``minicnn.__file__``, CPU, versions), written by the launcher.
 
+A run of ``benchmarks/keras_study.py`` (its folder holds ``keras_run.json``) has evaluated
+itself: its files are copied and its figures drawn from them, without TensorFlow.
+
 It writes small files only, never the ``.npz`` weights: ``history.csv``, ``metrics.json``
 (the final weights on the test split, plus a ``best`` section), ``run.json``, the four
 figures of a run (``curves.png``, ``confusion_matrix.png``, ``roc.png``, ``predictions.png``),
@@ -41,6 +44,7 @@ import minicnn as mc
 from minicnn.data.xray import CLASS_NAMES, XrayDataset, stratified_split
 from minicnn.io import ModelFileError
 from minicnn.metrics import classification_report
+from minicnn.plots import plot_confusion_matrix, plot_roc
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -168,8 +172,72 @@ def write_validation_metrics(
     write_text(path, json.dumps({"images": "the validation split of run.json", **sections}, indent=2) + "\n")
 
 
+KERAS_FILES = ("keras_run.json", "history.csv", "metrics.json", "test_predictions.csv", "split.csv")
+
+
+def publish_keras_run(args: argparse.Namespace) -> int:
+    """A run of benchmarks/keras_study.py: its own evaluation, published without TensorFlow.
+
+    keras_study.py evaluates its final and best weights itself with minicnn's
+    ``classification_report`` and writes ``metrics.json`` and ``test_predictions.csv``; this
+    copies them with ``history.csv`` and ``test_history.csv``, writes ``run.json`` and draws
+    the figures from those files. ``validation_metrics.json`` would need the weights run
+    again, so it is not written for a Keras run.
+    """
+    for name in (*KERAS_FILES, "run-settings.json", "stretches.jsonl"):
+        if not (args.run / name).is_file():
+            fail(f"--run {args.run}: no {name} there")
+    settings = json.loads((args.run / "run-settings.json").read_text())
+    metrics = json.loads((args.run / "metrics.json").read_text())
+    keras_run = json.loads((args.run / "keras_run.json").read_text())
+    if metrics["run"]["epochs_done"] < settings["epochs"] and not args.allow_unfinished:
+        fail(f"--run {args.run}: {metrics['run']['epochs_done']} of {settings['epochs']} epochs done; resume it first")
+    stretches = read_stretches(args.run / "stretches.jsonl")
+    total = sum(stretch["seconds"] for stretch in stretches)
+    commits = sorted({stretch["commit"] for stretch in stretches})
+    record = {
+        "settings": settings,
+        "commit": commits[0] if len(commits) == 1 else commits,
+        "evaluated_by": "benchmarks/keras_study.py itself, at the end of its run (minicnn's classification_report)",
+        "published_by": {"commit": checkout_commit()},
+        "stretches": stretches,
+        "versions": keras_run["versions"],
+        "images": keras_run["images"],
+        "epochs_done": metrics["run"]["epochs_done"],
+        "resumes": keras_run["resumes"],
+        "resume_exact": False,
+        "training_seconds_total": total,
+        "training_seconds_per_epoch": total / metrics["run"]["epochs_done"] if metrics["run"]["epochs_done"] else None,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name in ("history.csv", "metrics.json", "test_predictions.csv", "test_history.csv"):
+        if (args.run / name).is_file():
+            write_text(args.out / name, (args.run / name).read_text())
+    write_text(args.out / "run.json", json.dumps(record, indent=2) + "\n")
+    with open(args.run / "history.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    history = {key: [float(row[key]) for row in rows if row[key] != ""] for key in rows[0] if key != "epoch"}
+    draw_curves(history, args.out)
+    matrix = metrics["confusion_matrix"]
+    plot_confusion_matrix(np.array(matrix["matrix"]), matrix["labels"], args.out / "confusion_matrix.png")
+    with open(args.run / "test_predictions.csv", newline="") as file:
+        predictions = list(csv.DictReader(file))
+    labels = np.array([int(row["label"]) for row in predictions])
+    p_normal = np.array([float(row["p_normal_final"]) for row in predictions])
+    plot_roc(
+        (labels == 0).astype(int), 1 - p_normal, args.out / "roc.png", title="ROC, Pneumonia as the positive class"
+    )
+    print(
+        f"{args.out}: accuracy {metrics['accuracy']:.4f} on {metrics['n_test']} test images (Keras), "
+        f"final weights after {metrics['run']['epochs_done']} epochs"
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if (args.run / "keras_run.json").is_file():
+        return publish_keras_run(args)
     for name in ("checkpoint.npz", "best.npz", "run-settings.json", "stretches.jsonl"):
         if not (args.run / name).is_file():
             fail(f"--run {args.run}: no {name} there")
@@ -206,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     best = mc.load_model(args.run / "best.npz")
     write_test_predictions(args.out / "test_predictions.csv", test, model, best, settings)
     write_validation_metrics(args.out / "validation_metrics.json", train, split[1], model, best, settings)
+    if (args.run / "test_history.csv").is_file():  # --record-test-each-epoch: for the record only
+        write_text(args.out / "test_history.csv", (args.run / "test_history.csv").read_text())
     print(
         f"{args.out}: accuracy {metrics['accuracy']:.4f} on {metrics['n_test']} test images "
         f"({' / '.join(CLASS_NAMES.values())}), final weights after {model.completed_epochs} epochs"

@@ -7,14 +7,18 @@ small run of the bundled sample.
 
 from __future__ import annotations
 
+import argparse
 import csv
 import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import study_results
 import train_xray
+
+import minicnn as mc
 
 RESULTS = Path(__file__).resolve().parent.parent / "docs" / "results"
 FIGURES = ("curves.png", "confusion_matrix.png", "roc.png", "predictions.png")
@@ -162,3 +166,43 @@ def test_an_unfinished_run_is_refused_unless_asked(tmp_path, capsys):
     with pytest.raises(SystemExit) as exit_info:
         study_results.main(["--run", str(run), "--data", str(tmp_path), "--out", str(tmp_path / "out")])
     assert exit_info.value.code == 2 and "no checkpoint.npz there" in capsys.readouterr().err
+
+
+def test_a_keras_run_is_published_from_its_own_files_without_tensorflow(tmp_path, monkeypatch, xray_mini_dir):
+    """A stand-in for a keras_study.py folder (TensorFlow is no dependency): a minicnn run's files,
+    plus what keras_study.py adds: keras_run.json and test_predictions.csv."""
+    monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
+    run = tmp_path / "keras-run"
+    argv = ["--data", str(xray_mini_dir), "--out", str(run), "--image-size", "64", "--epochs", "2"]
+    assert train_xray.main([*argv, "--record-test-each-epoch"]) == 0
+    test = train_xray.load_data(xray_mini_dir, "test", argparse.Namespace(image_size=64, limit=None))
+    p_normal = train_xray.predict_normal(mc.load_model(run / "checkpoint.npz"), test.images, 32)
+    rows = [
+        [name, int(label), f"{p:.9g}", f"{p:.9g}"]
+        for name, label, p in zip(test.frame["file"], test.labels, p_normal, strict=True)
+    ]
+    train_xray.write_csv(run / "test_predictions.csv", ["file", "label", "p_normal_final", "p_normal_best"], rows)
+    versions = {"name": "keras", "keras": "3.x", "tensorflow": "2.x", "python": "3.11"}
+    images = {"train": 38, "validation": 10, "test": 24}
+    (run / "keras_run.json").write_text(json.dumps({"versions": versions, "images": images, "resumes": 1}))
+    (run / "run-settings.json").write_text(json.dumps({"framework": "keras", "epochs": 2, "seed": 0}))
+    events = [
+        {"event": "start", "time": "2026-12-01T10:00:00+0000", "commit": "k" * 40},
+        {"event": "stop", "time": "2026-12-01T10:01:00+0000", "status": 130},
+        {"event": "start", "time": "2026-12-01T12:00:00+0000", "commit": "k" * 40},
+        {"event": "stop", "time": "2026-12-01T12:00:30+0000", "status": 0},
+    ]
+    (run / "stretches.jsonl").write_text("".join(json.dumps(event) + "\n" for event in events))
+    out = tmp_path / "published"
+    assert study_results.main(["--run", str(run), "--data", str(xray_mini_dir), "--out", str(out)]) == 0
+    for name in ("history.csv", "metrics.json", "test_predictions.csv", "test_history.csv"):
+        assert (out / name).read_bytes() == (run / name).read_bytes(), name
+    for figure in ("curves.png", "confusion_matrix.png", "roc.png"):
+        assert (out / figure).stat().st_size > 0, figure
+    record = json.loads((out / "run.json").read_text())
+    assert record["training_seconds_total"] == 90 and record["resumes"] == 1 and record["resume_exact"] is False
+    assert record["commit"] == "k" * 40 and record["versions"] == versions and record["images"] == images
+    # The copied metrics agree with the copied per-image predictions: thresholding gives the matrix back.
+    metrics = json.loads((out / "metrics.json").read_text())
+    predicted = (p_normal > 0.5).astype(int)
+    assert metrics["accuracy"] == pytest.approx(np.mean(predicted == test.labels))
