@@ -7,13 +7,17 @@ epoch's figures: loss, accuracy, val_loss, val_accuracy, seconds.
 from __future__ import annotations
 
 import csv
+import io as text_io
 import math
 import os
 import signal
+import string
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from minicnn import checks, io
 
 
 class Callback:
@@ -75,15 +79,36 @@ class Monitor:
         The best value so far; by default +inf ("min") or -inf ("max").
     """
 
-    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0, best: float | None = None) -> None:
+    def __init__(
+        self, monitor: str, mode: str, min_delta: float = 0.0, best: float | None = None, where: str = "Monitor"
+    ) -> None:
+        if not isinstance(monitor, str) or not monitor:
+            raise TypeError(f"{where}: monitor must be the name of a log entry such as 'val_loss', got {monitor!r}")
+        checks.check_choice(where, "mode", mode, ("auto", "min", "max"))
         if mode == "auto":
             mode = "max" if "acc" in monitor else "min"
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode must be 'min', 'max' or 'auto', got {mode!r}")
-        self.monitor, self.mode, self.min_delta = monitor, mode, abs(min_delta)
+        self.monitor, self.mode = monitor, mode
+        self.min_delta = abs(checks.check_number(where, "min_delta", min_delta))
         if best is None:
             best = math.inf if mode == "min" else -math.inf
-        self.best = best
+        elif not checks.is_real_number(best):
+            raise TypeError(f"{where}: initial_value_threshold must be a number or None, got {checks.describe(best)}")
+        self.best = float(best)
+        self.where = where
+
+    def check_available(self, names: list[str] | None) -> None:
+        """Before training: the monitored entry must be among ``names``, the entries fit's logs will hold.
+
+        Raises
+        ------
+        ValueError
+            It is not (``val_loss`` without validation data, a misspelt name).
+        """
+        if names is not None and self.monitor not in names:
+            raise ValueError(
+                f"{self.where}: monitor {self.monitor!r} will not be in the logs of this fit, which hold "
+                f"{', '.join(names)}; val_ entries need validation_data or validation_split"
+            )
 
     def value(self, logs: dict[str, float]) -> float:
         """The monitored entry of ``logs``; a KeyError that lists the entries there is when it is missing."""
@@ -130,15 +155,16 @@ class EarlyStopping(Callback):
         mode: str = "auto",
         restore_best_weights: bool = False,
     ) -> None:
-        self.tracker = Monitor(monitor, mode, min_delta)
-        self.patience = patience
-        self.restore_best_weights = restore_best_weights
+        self.tracker = Monitor(monitor, mode, min_delta, where="EarlyStopping")
+        self.patience = checks.check_whole_number("EarlyStopping", "patience", patience, 0)
+        self.restore_best_weights = checks.check_bool("EarlyStopping", "restore_best_weights", restore_best_weights)
         self.best_weights: list[np.ndarray] | None = None
         self.best_epoch = -1
         self.stopped_epoch: int | None = None
 
     def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
-        """Start counting epochs without improvement from 0."""
+        """Check that the monitored entry will be logged; start counting epochs without improvement from 0."""
+        self.tracker.check_available(getattr(self.model, "epoch_log_names", None))
         self.wait = 0
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
@@ -192,10 +218,34 @@ class ModelCheckpoint(Callback):
         mode: str = "auto",
         initial_value_threshold: float | None = None,
     ) -> None:
+        where = "ModelCheckpoint"
+        if not isinstance(filepath, (str, os.PathLike)):
+            raise TypeError(f"{where}: filepath must be a str or a path, got {checks.describe(filepath)}")
         self.filepath = str(filepath)
-        self.save_best_only = save_best_only
-        self.save_weights_only = save_weights_only
-        self.tracker = Monitor(monitor, mode, best=initial_value_threshold)
+        self.save_best_only = checks.check_bool(where, "save_best_only", save_best_only)
+        self.save_weights_only = checks.check_bool(where, "save_weights_only", save_weights_only)
+        self.tracker = Monitor(monitor, mode, best=initial_value_threshold, where=where)
+        try:
+            self.fields = [field for _, field, _, _ in string.Formatter().parse(self.filepath) if field is not None]
+        except ValueError as error:
+            raise ValueError(f"{where}: filepath {self.filepath!r} is not a valid format string ({error})") from None
+        if "" in self.fields or any(field.isdigit() for field in self.fields):
+            raise ValueError(f"{where}: filepath {self.filepath!r} may only hold named fields such as {{epoch}}")
+
+    def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+        """Check, before epoch 1, that every field of ``filepath`` and the monitored entry will be logged."""
+        names = getattr(self.model, "epoch_log_names", None)
+        if self.save_best_only:
+            self.tracker.check_available(names)
+        if names is None:
+            return
+        for field in self.fields:
+            base = field.split(".")[0].split("[")[0]
+            if base != "epoch" and base not in names:
+                raise ValueError(
+                    f"ModelCheckpoint: filepath field {{{base}}} will not be in the logs of this fit, which hold "
+                    f"epoch, {', '.join(names)}; val_ entries need validation_data or validation_split"
+                )
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         """Write the model (or its weights) to ``filepath``, unless ``save_best_only`` and no improvement."""
@@ -222,8 +272,10 @@ class CSVLogger(Callback):
     """
 
     def __init__(self, filename: str | os.PathLike, append: bool = False) -> None:
+        if not isinstance(filename, (str, os.PathLike)):
+            raise TypeError(f"CSVLogger: filename must be a str or a path, got {checks.describe(filename)}")
         self.path = Path(filename)
-        self.append = append
+        self.append = checks.check_bool("CSVLogger", "append", append)
 
     def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
         """Create the folder; remove the old file unless appending, else read its columns."""
@@ -236,17 +288,36 @@ class CSVLogger(Callback):
                 self.columns = next(csv.reader(file))
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        """Append the epoch's row (with a header line first in a new file)."""
+        """Append the epoch's row (with a header line first in a new file).
+
+        When a resumed run logs entries the file has no column for (``val_loss``, once validation
+        data is added), the file is rewritten once, atomically, with the new columns at the end
+        and the earlier rows left empty there: no figure is dropped.
+        """
         row = {"epoch": epoch + 1, **logs}
         new_file = self.columns is None
         if new_file:
             self.columns = list(row)
+        elif any(key not in self.columns for key in row):
+            self.add_columns([key for key in row if key not in self.columns])
         with self.path.open("a", newline="") as file:
             writer = csv.DictWriter(file, fieldnames=self.columns, extrasaction="ignore")
             if new_file:
                 writer.writeheader()
             writer.writerow(row)
             file.flush()  # a crash later must not lose the rows of finished epochs
+
+    def add_columns(self, new_columns: list[str]) -> None:
+        """Rewrite the file with ``new_columns`` after its own, the old rows empty there."""
+        with self.path.open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        self.columns = [*self.columns, *new_columns]
+        text = text_io.StringIO(newline="")
+        writer = csv.DictWriter(text, fieldnames=self.columns)
+        writer.writeheader()
+        writer.writerows(rows)
+        content = text.getvalue().encode()
+        io.write_atomic(self.path, lambda file: file.write(content))
 
 
 class InterruptAtBatchEnd(Callback):

@@ -133,6 +133,6 @@ def get(name: str) -> Callable[..., Any]:
     ValueError
         An unknown name; the message lists the known ones.
     """
-    if name not in INITIALIZERS:
+    if not isinstance(name, str) or name not in INITIALIZERS:
         raise ValueError(f"unknown initializer {name!r}; choose one of {', '.join(INITIALIZERS)}")
     return INITIALIZERS[name]

@@ -21,6 +21,7 @@ A crash mid-write leaves the old file untouched, never half a checkpoint.
 from __future__ import annotations
 
 import json
+import math
 import os
 import uuid
 import zipfile
@@ -88,6 +89,41 @@ def write_npz_atomic(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> 
     return write_atomic(path, lambda file: np.savez(file, **arrays))
 
 
+def check_entry_sizes(path: Path) -> None:
+    """Every array in the archive must fit in the bytes the file holds for it, before NumPy allocates it.
+
+    The header of each ``.npy`` entry declares a shape, and ``np.load`` allocates that much memory
+    before it reads the data: a file of a few hundred bytes could declare 67 GiB. minicnn writes
+    its archives uncompressed (``np.savez``), so an entry never holds more than the file itself.
+
+    Raises
+    ------
+    ModelFileError
+        A compressed entry, or one whose declared array is larger than its bytes.
+    ValueError
+        An entry that is not a ``.npy`` array (``read_npz`` reports it as an unreadable file).
+    """
+    file_size = path.stat().st_size
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if info.compress_type != zipfile.ZIP_STORED or info.file_size > file_size:
+                raise ModelFileError(
+                    f"{path}: the entry {info.filename!r} is compressed or larger than the file; "
+                    "minicnn's model files are neither"
+                )
+            with archive.open(info) as member:
+                major, _ = np.lib.format.read_magic(member)
+                if major == 1:
+                    shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+                else:
+                    shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+            if math.prod(shape) * dtype.itemsize > info.file_size:
+                raise ModelFileError(
+                    f"{path}: the entry {info.filename!r} declares an array of shape {shape} ({dtype}), "
+                    f"more than the {info.file_size} bytes it holds"
+                )
+
+
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a minicnn ``.npz`` into a dict, with an error that names the file when it is not one.
 
@@ -107,6 +143,8 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         The file is missing, not an .npz archive, unreadable, or not a minicnn model file.
     """
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file; pass the .npz file inside it")
     if not path.is_file():
         raise ModelFileError(f"model file not found: {path}")
     with open(path, "rb") as file:
@@ -116,8 +154,11 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         # is the wrong advice for a text file or an image given by mistake.
         raise ModelFileError(f"{path} is not a minicnn model file (not an .npz archive)")
     try:
+        check_entry_sizes(path)
         with np.load(path, allow_pickle=False) as archive:
             arrays = {key: archive[key] for key in archive.files}
+    except ModelFileError:
+        raise
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         raise ModelFileError(f"{path} is not a readable .npz file (corrupt or truncated?): {error}") from error
     if "format" not in arrays or str(arrays["format"]) != FORMAT:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from minicnn import backend, summary
+from minicnn import backend, checks, summary
 from minicnn.io import ModelFileError
 from minicnn.layers import Conv2D, Dense, Dropout, Flatten, Layer, Linear, MaxPool2D, ReLU, Sigmoid
 from minicnn.layers.base import Shape, as_shape, snake_case
@@ -35,6 +35,39 @@ from minicnn.training import Trainer
 LAYER_CLASSES: dict[str, type[Layer]] = {
     cls.__name__: cls for cls in (Conv2D, MaxPool2D, Dense, Flatten, Dropout, ReLU, Sigmoid, Linear)
 }
+
+
+def layer_names(layers: list[Layer]) -> list[str]:
+    """Each layer's name: its own, or one after its class ("conv2d", "conv2d_1", ...), as build gives it."""
+    names = []
+    used: dict[str, int] = {}
+    for layer in layers:
+        if layer.name is not None:
+            names.append(layer.name)
+            continue
+        base = snake_case(type(layer).__name__)
+        count = used.get(base, 0)
+        names.append(base if count == 0 else f"{base}_{count}")
+        used[base] = count + 1
+    return names
+
+
+def parameter_shapes(layers: list[Layer], input_shape: Shape) -> dict[str, Shape]:
+    """{"layer/param": shape} of every parameter the layers would create for ``input_shape``, allocating nothing.
+
+    Raises
+    ------
+    ValueError
+        A layer does not fit the shape it would receive.
+    """
+    shapes = {}
+    shape = as_shape(input_shape)
+    for layer, name in zip(layers, layer_names(layers), strict=True):
+        output_shape = layer.compute_output_shape(shape)  # first: it refuses a shape that does not fit
+        for key, parameter_shape in layer.parameter_shapes(shape).items():
+            shapes[f"{name}/{key}"] = tuple(parameter_shape)
+        shape = output_shape
+    return shapes
 
 
 class Sequential(Trainer):
@@ -54,9 +87,11 @@ class Sequential(Trainer):
     def __init__(self, layers: list[Layer] | None = None, seed: int = 0, name: str = "sequential") -> None:
         super().__init__()
         self.layers: list[Layer] = []
-        self.seed = seed
+        self.seed = checks.check_whole_number("Sequential", "seed", seed, 0)
+        if not isinstance(name, str):
+            raise TypeError(f"Sequential: name must be a str, got {checks.describe(name)}")
         self.name = name
-        for layer in layers or []:
+        for layer in checks.check_list_of("Sequential", "layers", [] if layers is None else layers, Layer):
             self.add(layer)
         if self.layers and self.layers[0].input_shape is not None:
             self.build(self.layers[0].input_shape)
@@ -65,7 +100,7 @@ class Sequential(Trainer):
     def add(self, layer: Layer) -> None:
         """Append ``layer`` to the stack."""
         if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add expects a Layer, got {type(layer).__name__}")
+            raise TypeError(f"Sequential.add: layer must be a Layer, got {checks.describe(layer)}")
         self.layers.append(layer)
 
     def build(self, input_shape: Shape | int) -> None:
@@ -85,13 +120,9 @@ class Sequential(Trainer):
         if not self.layers:
             raise ValueError("cannot build an empty Sequential model; add layers first")
         shape = as_shape(input_shape)
-        used: dict[str, int] = {}
+        for layer, name in zip(self.layers, layer_names(self.layers), strict=True):
+            layer.name = name
         for index, layer in enumerate(self.layers):
-            if layer.name is None:
-                base = snake_case(type(layer).__name__)
-                count = used.get(base, 0)
-                layer.name = base if count == 0 else f"{base}_{count}"
-                used[base] = count + 1
             shape = layer.build(shape, np.random.default_rng([self.seed, index]))
         names = [layer.name for layer in self.layers]
         duplicates = sorted({name for name in names if names.count(name) > 1})
@@ -217,13 +248,28 @@ class Sequential(Trainer):
         return [backend.to_numpy(value).copy() for _, value, _ in self.parameters()]
 
     def set_weights(self, weights: list[Any]) -> None:
-        """Copy a list like :meth:`get_weights`'s into the parameters; count and shapes must match."""
+        """Copy a list like :meth:`get_weights`'s into the parameters; count and shapes must match.
+
+        Raises
+        ------
+        TypeError
+            ``weights`` is not a list, or an entry does not hold numbers.
+        ValueError
+            Another number of arrays, another shape, or NaN or infinite values; nothing is copied then.
+        """
+        where = "set_weights"
         parameters = self.parameters()
+        if not isinstance(weights, (list, tuple)):
+            raise TypeError(
+                f"{where}: weights must be a list of arrays as get_weights returns, got {checks.describe(weights)}"
+            )
         if len(weights) != len(parameters):
-            raise ValueError(f"model {self.name!r} has {len(parameters)} weight arrays, got {len(weights)}")
-        for (name, value, _), new in zip(parameters, weights, strict=True):
+            raise ValueError(f"{where}: model {self.name!r} has {len(parameters)} weight arrays, got {len(weights)}")
+        weights = [checks.as_numeric_array(where, f"weights[{index}]", new) for index, new in enumerate(weights)]
+        for index, ((name, value, _), new) in enumerate(zip(parameters, weights, strict=True)):
             if tuple(new.shape) != tuple(value.shape):
-                raise ValueError(f"weight {name!r} has shape {tuple(value.shape)}, got {tuple(new.shape)}")
+                raise ValueError(f"{where}: weight {name!r} has shape {tuple(value.shape)}, got {tuple(new.shape)}")
+            checks.check_finite(where, f"weights[{index}] ({name})", new, value.dtype)
         for (_, value, _), new in zip(parameters, weights, strict=True):
             value[...] = backend.to_device(new, dtype=value.dtype)
 
@@ -247,6 +293,13 @@ class Sequential(Trainer):
                     f"{source}: layer parameter {name!r} has shape {tuple(weights[name].shape)} "
                     f"but the model expects {tuple(value.shape)}"
                 )
+            if weights[name].dtype.kind not in "biuf":
+                raise ModelFileError(
+                    f"{source}: layer parameter {name!r} must hold numbers, got dtype {weights[name].dtype}"
+                )
+            bad = checks.count_non_finite(weights[name], value.dtype)
+            if bad:
+                raise ModelFileError(f"{source}: layer parameter {name!r} holds {bad} NaN or infinite values")
         for name, value in expected.items():
             value[...] = backend.to_device(weights[name], dtype=value.dtype)
 
@@ -266,17 +319,40 @@ class Sequential(Trainer):
         return config
 
     @classmethod
-    def from_config(cls, config: dict[str, Any]) -> Sequential:
-        """Rebuild a model (with fresh weights) from :meth:`get_config`."""
+    def from_config(cls, config: dict[str, Any], stored_shapes: dict[str, Shape] | None = None) -> Sequential:
+        """Rebuild a model (with fresh weights) from :meth:`get_config`.
+
+        Parameters
+        ----------
+        config : dict
+            What :meth:`get_config` returned; each layer's values go through its constructor's checks.
+        stored_shapes : dict of str to tuple of int, optional
+            The shapes of the weights a file holds ("layer/param" -> shape). When given, the
+            layers' parameter shapes must be exactly these *before* any layer is built, so a
+            config cannot make the model allocate more than the file itself holds.
+
+        Raises
+        ------
+        ModelFileError
+            An unknown layer class, or parameters that differ from ``stored_shapes``.
+        TypeError, ValueError
+            A config value that a constructor refuses.
+        """
         layers = []
+        if not isinstance(config.get("layers"), list):
+            raise ModelFileError(f"the config has no list of layers, got {checks.describe(config.get('layers'))}")
         for entry in config["layers"]:
             class_name = entry["class_name"]
             if class_name not in LAYER_CLASSES:
-                raise ModelFileError(f"unknown layer class {class_name!r} in saved config")
+                raise ModelFileError(
+                    f"unknown layer class {class_name!r} in the config; minicnn has {', '.join(LAYER_CLASSES)}"
+                )
             layer_config = {
                 key: tuple(value) if isinstance(value, list) else value for key, value in entry["config"].items()
             }
             layers.append(LAYER_CLASSES[class_name](**layer_config))
+        if stored_shapes is not None:
+            check_stored_shapes(parameter_shapes(layers, tuple(config["input_shape"])), stored_shapes)
         previous = backend.default_dtype()
         backend.set_default_dtype(config.get("dtype", previous))
         try:
@@ -309,3 +385,25 @@ class Sequential(Trainer):
         from minicnn import saving
 
         saving.load_weights(self, path)
+
+
+def check_stored_shapes(expected: dict[str, Shape], stored: dict[str, Shape]) -> None:
+    """The parameters a config describes must be exactly the arrays stored beside it: names and shapes.
+
+    Raises
+    ------
+    ModelFileError
+        Names missing or unexpected, or a shape that differs (the first one is named).
+    """
+    missing = sorted(set(expected) - set(stored))
+    unexpected = sorted(set(stored) - set(expected))
+    if missing or unexpected:
+        raise ModelFileError(
+            f"its weights do not fit its config: missing {missing or 'nothing'}, unexpected {unexpected or 'nothing'}"
+        )
+    for name, shape in expected.items():
+        if tuple(stored[name]) != shape:
+            raise ModelFileError(
+                f"its config gives layer parameter {name!r} the shape {shape}, "
+                f"but the file stores {tuple(stored[name])}"
+            )

@@ -90,21 +90,50 @@ def load_model(path: str | Path) -> Sequential:
         The file is missing, not a minicnn model file, or its architecture cannot be read.
     """
     arrays = io.read_npz(path)
+    stored_shapes = {key[len("weights/") :]: value.shape for key, value in arrays.items() if key.startswith("weights/")}
     try:
-        model = Sequential.from_config(io.decode_json(arrays["config"]))
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
-        raise io.ModelFileError(f"{path}: the saved architecture cannot be read ({error!r})") from error
-    load_weights(model, path)
-    if "state" in arrays:
-        states = io.decode_json(arrays["state"])
-        for layer in model.layers:
-            layer.set_state(states.get(layer.name, {}))
-    if "training" in arrays:
-        restore_training_state(model, io.decode_json(arrays["training"]))
-    optimizer_state = {key[len("optimizer/") :]: value for key, value in arrays.items() if key.startswith("optimizer/")}
-    if optimizer_state and model.optimizer is not None:
-        model.optimizer.set_state(optimizer_state)
+        # The config is checked against the file's own arrays before any layer allocates a parameter.
+        model = Sequential.from_config(io.decode_json(arrays["config"]), stored_shapes)
+        model.set_named_weights({name: arrays[f"weights/{name}"] for name in stored_shapes}, source="its weights")
+        if "state" in arrays:
+            states = io.decode_json(arrays["state"])
+            for layer in model.layers:
+                layer.set_state(states.get(layer.name, {}))
+        if "training" in arrays:
+            restore_training_state(model, io.decode_json(arrays["training"]))
+        optimizer_state = {
+            key[len("optimizer/") :]: value for key, value in arrays.items() if key.startswith("optimizer/")
+        }
+        if optimizer_state and model.optimizer is not None:
+            check_optimizer_state(model, optimizer_state)
+            model.optimizer.set_state(optimizer_state)
+    except (KeyError, TypeError, ValueError, AttributeError, json.JSONDecodeError) as error:
+        # ModelFileError is a ValueError too: every problem is reported with the file's name.
+        reason = f"the entry {error} is missing" if isinstance(error, KeyError) else str(error)
+        raise io.ModelFileError(f"load_model: {path}: {reason}") from error
     return model
+
+
+def check_optimizer_state(model: Sequential, state: dict[str, np.ndarray]) -> None:
+    """Every optimiser slot ("m/conv2d/kernel") must have the shape of its parameter; a step counter must be there.
+
+    Raises
+    ------
+    ModelFileError
+        A slot of another shape, or of a parameter the model does not have.
+    """
+    shapes = {name: tuple(value.shape) for name, value, _ in model.parameters()}
+    for key, value in state.items():
+        if key == "iterations":
+            continue
+        _, _, name = key.partition("/")
+        if shapes.get(name) != tuple(value.shape):
+            raise io.ModelFileError(
+                f"the optimiser slot {key!r} has shape {tuple(value.shape)}, but the model's parameter {name!r} "
+                f"has {shapes.get(name, 'no shape: there is none')}"
+            )
+    if "iterations" not in state:
+        raise io.ModelFileError("the optimiser state has no step counter ('optimizer/iterations')")
 
 
 def restore_training_state(model: Sequential, training: dict[str, Any]) -> None:

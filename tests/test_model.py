@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from train_xray import build_study_model
 
 import minicnn as mc
 from minicnn import backend, layers, losses, optimizers
 from minicnn.callbacks import EarlyStopping
+from minicnn.models import study_cnn as build_study_model
 from minicnn.training import TrainingDivergedError, balanced_class_weight
 
 STUDY_TABLE = [
@@ -139,11 +139,15 @@ def test_early_stopping_restores_best_weights():
         np.testing.assert_array_equal(restored, kept)
 
 
-def test_nan_loss_stops_training_before_the_bad_update():
+def test_nan_input_is_refused_before_training_and_a_nan_loss_stops_before_the_bad_update(monkeypatch):
     x, y = toy_data(8)
     model = small_model()
     before = model.get_weights()
     x[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="fit: x holds 1 NaN or infinite values"):
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    x[0, 0, 0, 0] = 0.0
+    monkeypatch.setattr(model.loss, "forward", lambda *args: np.float32(np.nan))  # a loss that diverged
     with pytest.raises(TrainingDivergedError, match="NaN or infinite"):
         model.fit(x, y, epochs=1, batch_size=8, verbose=0)
     after = model.get_weights()
@@ -152,11 +156,13 @@ def test_nan_loss_stops_training_before_the_bad_update():
 
 def test_wrong_input_shape_and_dtype_are_clear_errors():
     model = small_model()
-    with pytest.raises(ValueError, match=r"expects input of shape \(None, 8, 8, 1\), got \(4, 8, 8, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"predict: x must have shape \(N, 8, 8, 1\) for model 'sequential', got \(4, 8, 8, 3\)"
+    ):
         model.predict(np.zeros((4, 8, 8, 3), np.float32))
-    with pytest.raises(TypeError, match="expects numeric images"):
+    with pytest.raises(TypeError, match="predict: x must hold int or float numbers, got dtype complex128"):
         model.predict(np.zeros((4, 8, 8, 1), dtype=complex))
-    with pytest.raises(ValueError, match="x has 4 samples but y has 3"):
+    with pytest.raises(ValueError, match="train_on_batch: x has 4 samples but y has 3"):
         model.train_on_batch(np.zeros((4, 8, 8, 1), np.float32), np.zeros(3))
 
 

@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
+from minicnn.checks import check_whole_number
+
 Transform = Callable[[np.ndarray, np.random.Generator], np.ndarray]
 
 # Tags of the messages the background thread sends to the consumer.
@@ -74,12 +76,15 @@ class Batches:
         transform: Transform | None = None,
         prefetch: bool = True,
     ) -> None:
+        for name, array in (("x", x), ("y", y)):
+            if not (hasattr(array, "__len__") and hasattr(array, "__getitem__")) or isinstance(array, (str, dict)):
+                raise TypeError(f"Batches: {name} must be an array with one row per sample, got {array!r:.60}")
         if len(x) != len(y):
-            raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-        if int(batch_size) != batch_size or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if int(seed) != seed or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+            raise ValueError(f"Batches: x and y must have the same length, got {len(x)} and {len(y)}")
+        batch_size = check_whole_number("Batches", "batch_size", batch_size, 1)
+        seed = check_whole_number("Batches", "seed", seed, 0)
+        if transform is not None and not callable(transform):
+            raise TypeError(f"Batches: transform must be a function (x_batch, rng) -> array, got {transform!r:.60}")
         self.x = x
         self.y = y
         self.batch_size = int(batch_size)

@@ -54,6 +54,7 @@ import pandas as pd
 from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
+from minicnn.checks import check_whole_number
 from minicnn.io import write_atomic
 
 CLASS_NAMES = {0: "Pneumonia", 1: "Normal"}
@@ -190,7 +191,9 @@ def read_metadata(data_dir: str | os.PathLike, split: str) -> pd.DataFrame:
 
 
 def _check_split(split: str) -> str:
-    name = str(split).lower()
+    if not isinstance(split, str):
+        raise TypeError(f"split must be one of {SPLITS}, got {split!r}")
+    name = split.lower()
     if name not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
     return name
@@ -198,7 +201,19 @@ def _check_split(split: str) -> str:
 
 def _read_coronahack_csv(csv_path: Path, split_folder: Path, split: str) -> pd.DataFrame:
     # Everything as text: file names like "1.jpeg" must not become numbers.
-    table = pd.read_csv(csv_path, dtype=str)
+    try:
+        table = pd.read_csv(csv_path, dtype=str, encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{csv_path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8 and try again"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise ValueError(
+            f"{csv_path} is empty; it must start with a header line holding at least the columns "
+            f"{', '.join(REQUIRED_COLUMNS)}"
+        ) from None
+    except pd.errors.ParserError as error:
+        raise ValueError(f"{csv_path} cannot be read as a CSV file ({str(error).strip()})") from None
     missing = [column for column in REQUIRED_COLUMNS if column not in table.columns]
     if missing:
         raise ValueError(
@@ -454,10 +469,13 @@ def load_split(
         The folder matches neither layout, the CSV lacks a required column, or an argument
         is out of range. Problems with single files never raise: they are recorded instead.
     """
-    if int(image_size) != image_size or image_size < 1:
-        raise ValueError(f"image_size must be a positive integer, got {image_size!r}")
-    if limit is not None and (int(limit) != limit or limit < 0):
-        raise ValueError(f"limit must be None or a non-negative integer, got {limit!r}")
+    image_size = check_whole_number("load_split", "image_size", image_size, 1)
+    if limit is not None:
+        limit = check_whole_number("load_split", "limit", limit, 0)
+    if not callable(log):
+        raise TypeError(f"load_split: log must be a function such as print, got {log!r}")
+    if not isinstance(data_dir, (str, os.PathLike)):
+        raise TypeError(f"load_split: data_dir must be a str or a path, got {data_dir!r}")
     layout = detect_layout(data_dir)
     frame = read_metadata(data_dir, split)
     split = _check_split(split)
@@ -529,7 +547,7 @@ def _drop_unusable_rows(
     for row, (file, path, label, label_name) in enumerate(
         zip(frame["file"], frame["path"], frame["label"], frame["label_name"], strict=True)
     ):
-        shown = file or f"(row {row} of the list has no file name)"
+        shown = shown_name(file) if file else f"(row {row} of the list has no file name)"
         if label < 0:
             problems.append(("unknown label", f"{shown}: unknown label {label_name!r}; skipped"))
         elif file in seen:
@@ -544,6 +562,20 @@ def _drop_unusable_rows(
     return frame[keep].reset_index(drop=True), file_stats
 
 
+def shown_name(name: str) -> str:
+    """A file name as a message can print it: one that is not valid UTF-8 gets its bad bytes escaped.
+
+    On Linux a file name is bytes; Python keeps bytes that are not UTF-8 as "surrogates", which
+    no UTF-8 log or console can write (UnicodeEncodeError). They are shown as \\xff instead.
+    """
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        escaped = name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        return f"{escaped} (a file name that is not valid UTF-8)"
+    return name
+
+
 def _stat_file(path: str) -> os.stat_result | None:
     try:
         info = os.stat(path)
@@ -556,7 +588,7 @@ def _note_files_not_listed(split_folder: Path, frame: pd.DataFrame, problems: li
     listed = set(frame["file"])
     for entry in sorted(os.scandir(split_folder), key=lambda entry: entry.name):
         if _is_visible_file(entry) and entry.name not in listed:
-            line = f"{entry.name}: in {split_folder.name}/ but not in the CSV for it; ignored"
+            line = f"{shown_name(entry.name)}: in {split_folder.name}/ but not in the CSV for it; ignored"
             problems.append(("not listed", line))
 
 
@@ -593,7 +625,7 @@ def _decode_or_load_cache(
     if not decoded.all():
         images = images[decoded]
     problems = [
-        f"{file}: unreadable image ({error}); skipped"
+        f"{shown_name(file)}: unreadable image ({error}); skipped"
         for file, error in zip(frame["file"], errors, strict=True)
         if error is not None
     ]
