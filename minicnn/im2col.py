@@ -20,9 +20,9 @@ step inside the window moves one pixel. Then a single assignment copies the view
 into the cols buffer. Each contiguous run it copies is ``KW*C`` values long (a window
 row); an earlier version that copied one kernel offset at a time, ``KH*KW`` strided
 slices with runs of only C values, was ~5x slower for 32 or more channels. The
-plain reference, ``im2col_reference`` in tests/reference_layers.py, copies one
-window per output pixel in a Python loop: the definition, slow and obviously
-right, that the tests compare this function with.
+plain twin, :func:`minicnn.plain.conv.im2col`, copies one window per output
+pixel in a Python loop: the definition, slow and obviously right, that the
+tests compare this function with.
 
 ``col2im`` is the adjoint: it adds each column block back to the pixels it came
 from. Overlapping windows touch the same pixel several times, so it must *add*
@@ -31,8 +31,8 @@ from. Overlapping windows touch the same pixel several times, so it must *add*
 slice of the image, ``dx[:, i::stride, j::stride, :]``, updated in one vectorised
 addition. A 3x3 kernel means only 9 additions. Backward needs col2im only of a
 product, dL/dcols = dz @ kernel_matrix.T, so ``col2im_matmul`` does both at once,
-offset by offset. The plain col2im, ``col2im_reference`` in tests/reference_layers.py,
-adds one window per output pixel back in a Python loop.
+offset by offset. The plain col2im, :func:`minicnn.plain.conv.col2im`, adds one
+window per output pixel back in a Python loop.
 
 Both functions work on already-padded images; padding is the layer's business.
 """
@@ -99,6 +99,9 @@ def padding_amounts(input_size: int, kernel_size: int, stride: int, padding: str
 def im2col(x: Any, kernel_size: tuple[int, int], stride: tuple[int, int], out: Any = None) -> Any:
     """Copy every (KH, KW) window of ``x`` into one row.
 
+    The same numbers as :func:`minicnn.plain.conv.im2col` (bit for bit: a copy), computed with these tricks: a
+    strided view of x copied once, each thread its own images, into a buffer the caller may keep.
+
     Parameters
     ----------
     x : ndarray of shape (N, H, W, C)
@@ -142,6 +145,9 @@ def im2col(x: Any, kernel_size: tuple[int, int], stride: tuple[int, int], out: A
 
 def col2im_matmul(dz: Any, kernel: Any, x_shape: tuple[int, ...], stride: tuple[int, int], out: Any = None) -> Any:
     """dL/dx of a convolution: col2im(dz @ kernel_matrix.T), one kernel offset at a time.
+
+    The same numbers as :func:`minicnn.plain.conv.col2im` of ``dz @ kernel_matrix.T`` within rounding (the F
+    products per covering window reach each pixel in another order), computed with the trick below.
 
     Backward through ``y = cols @ kernel_matrix`` gives dL/dcols = dz @ kernel_matrix.T,
     and col2im adds every window row back onto the pixels it came from. Written per

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from minicnn import backend
+from minicnn import backend, checks
 from minicnn.functions import sigmoid
 
 EPSILON = 1e-7
@@ -37,10 +37,13 @@ class BinaryCrossentropy:
     """
 
     def __init__(self, from_logits: bool = False) -> None:
-        self.from_logits = from_logits
+        self.from_logits = checks.check_bool("BinaryCrossentropy", "from_logits", from_logits)
 
     def forward(self, y_pred: Any, y_true: Any, sample_weight: Any = None) -> Any:
         """The mean loss over the batch; remembers its inputs for :meth:`backward`.
+
+        The same numbers as :func:`minicnn.plain.losses.binary_cross_entropy_forward` (or, from logits,
+        :func:`minicnn.plain.losses.binary_cross_entropy_logits_forward`), bit for bit; plus sample weights.
 
         Parameters
         ----------
@@ -79,6 +82,9 @@ class BinaryCrossentropy:
     def backward(self) -> Any:
         """dL/dy_pred, the gradient with respect to whatever ``forward`` received.
 
+        The same numbers as :func:`minicnn.plain.losses.binary_cross_entropy_backward` (or, from logits,
+        :func:`minicnn.plain.losses.binary_cross_entropy_logits_backward`) with dloss = 1, bit for bit.
+
         Returns
         -------
         ndarray of the shape of y_pred
@@ -98,6 +104,9 @@ class BinaryCrossentropy:
 
     def gradient_before_sigmoid(self) -> Any:
         """dL/dz = (p - y) / N for probabilities p = sigmoid(z): the fused, stable gradient.
+
+        The same numbers as :func:`minicnn.plain.losses.sigmoid_binary_cross_entropy_backward` with
+        dloss = 1, bit for bit.
 
         Returns
         -------

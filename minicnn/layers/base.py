@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from minicnn import backend
+from minicnn import backend, checks
 
 Shape = tuple[int, ...]
 """The shape of one sample, without the batch axis: (H, W, C) for images, (features,) for vectors."""
@@ -87,8 +87,10 @@ def as_shape(shape: int | Sequence[int] | None) -> Shape | None:
     """
     if shape is None:
         return None
-    dims = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    if not dims or not all(isinstance(dim, (int, np.integer)) and dim >= 1 for dim in dims):
+    if not (checks.is_whole_number(shape) or isinstance(shape, (tuple, list))):
+        raise ValueError(f"input_shape must be a positive int or a tuple of them, got {checks.describe(shape)}")
+    dims = (shape,) if checks.is_whole_number(shape) else tuple(shape)
+    if not dims or not all(checks.is_whole_number(dim) and dim >= 1 for dim in dims):
         raise ValueError(f"input_shape must be a positive int or a tuple of them, got {shape!r}")
     return tuple(int(dim) for dim in dims)
 
@@ -113,10 +115,14 @@ def as_pair(value: int | tuple[int, int], what: str) -> tuple[int, int]:
     ValueError
         ``value`` is neither a positive int nor a pair of them.
     """
-    pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 1 for v in pair):
-        raise ValueError(f"{what} must be a positive int or a pair of them, got {value!r}")
-    return pair  # type: ignore[return-value]
+    pair = (value, value) if checks.is_whole_number(value) else value
+    if (
+        not isinstance(pair, (tuple, list))
+        or len(pair) != 2
+        or not all(checks.is_whole_number(v) and v >= 1 for v in pair)
+    ):
+        raise ValueError(f"{what} must be a positive int or a pair of them, got {checks.describe(value)}")
+    return (int(pair[0]), int(pair[1]))
 
 
 def reuse_or_allocate(store: dict[Any, Any], key: Any, shape: Shape, dtype: Any) -> Any:
@@ -185,7 +191,7 @@ class Layer:
     """
 
     def __init__(self, name: str | None = None, input_shape: Shape | int | None = None) -> None:
-        self.name = name
+        self.name = checks.check_optional_str(type(self).__name__, "name", name)
         self.input_shape = as_shape(input_shape)
         self.output_shape: Shape | None = None
         self.params: dict[str, Any] = {}
@@ -225,6 +231,13 @@ class Layer:
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         """Output shape (no batch axis) for a given input shape; layers that change shape override it."""
         return input_shape
+
+    def parameter_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        """The shape of every parameter :meth:`build` would create for ``input_shape``, allocating nothing.
+
+        ``load_model`` compares these with the arrays stored in a file before any layer is built.
+        """
+        return {}
 
     def count_params(self) -> int:
         """Number of scalars in this layer's parameters."""

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from minicnn import backend, parallel
+from minicnn import backend, checks, parallel
 from minicnn.im2col import col2im_matmul, im2col, output_size, padding_amounts
 from minicnn.layers.base import Shape, as_pair, reuse_or_allocate
 from minicnn.layers.kernel_layer import KernelLayer
@@ -99,13 +99,11 @@ class Conv2D(KernelLayer):
         input_shape: Shape | int | None = None,
     ) -> None:
         super().__init__(activation, kernel_initializer, bias_initializer, name=name, input_shape=input_shape)
-        if padding not in ("valid", "same"):
+        if not isinstance(padding, str) or padding not in ("valid", "same"):
             raise ValueError(f"Conv2D: unknown padding {padding!r}; choose 'valid' or 'same'")
-        if not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"Conv2D: filters must be a positive int, got {filters!r}")
-        self.filters = filters
-        self.kernel_size = as_pair(kernel_size, "Conv2D kernel_size")
-        self.strides = as_pair(strides, "Conv2D strides")
+        self.filters = checks.check_whole_number("Conv2D", "filters", filters, 1)
+        self.kernel_size = as_pair(kernel_size, "Conv2D: kernel_size")
+        self.strides = as_pair(strides, "Conv2D: strides")
         self.padding = padding
 
     # ---- shapes ------------------------------------------------------------------
@@ -123,10 +121,14 @@ class Conv2D(KernelLayer):
             )
         return (out_h, out_w, self.filters)
 
+    def parameter_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        """kernel (KH, KW, C, F) and bias (F,) for images (H, W, C)."""
+        return {"kernel": (*self.kernel_size, input_shape[2], self.filters), "bias": (self.filters,)}
+
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> Shape:
         """Create kernel (KH, KW, C, F) and bias (F,) for images (H, W, C); return (OH, OW, F)."""
         output_shape = super().build(input_shape, rng)
-        self.create_parameters((*self.kernel_size, input_shape[2], self.filters), rng)
+        self.create_parameters(self.parameter_shapes(input_shape)["kernel"], rng)
         return output_shape
 
     def padded_shape(self) -> tuple[int, int, tuple[int, int], tuple[int, int]]:
@@ -181,7 +183,14 @@ class Conv2D(KernelLayer):
 
     # ---- the math ------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False) -> Any:
-        """x (N, H, W, C) -> y (N, OH, OW, F)."""
+        """x (N, H, W, C) -> y (N, OH, OW, F).
+
+        The same numbers as :func:`minicnn.plain.conv.conv2d_forward_im2col` and then the activation's
+        plain forward (bit for bit while the batch fits one workspace chunk, else within rounding; within
+        rounding of :func:`minicnn.plain.conv.conv2d_forward_loops`), computed with these tricks: im2col as
+        a strided view copied chunk by chunk into one shared workspace, z written straight into the
+        (kept) output, the bias added by every thread on its own images, the activation applied in place.
+        """
         self.check_input(x)
         xp = backend.array_module()
         out_h, out_w, filters = self.output_shape
@@ -198,12 +207,24 @@ class Conv2D(KernelLayer):
         return self.activation.forward_in_place(z)  # y = a(z); z is this call's own array
 
     def backward(self, dy: Any) -> Any:
-        """dy (N, OH, OW, F) = dL/dy -> dx (N, H, W, C) = dL/dx; fills grads["kernel"] and grads["bias"]."""
+        """dy (N, OH, OW, F) = dL/dy -> dx (N, H, W, C) = dL/dx; fills grads["kernel"] and grads["bias"].
+
+        The same numbers as the activation's plain backward and then
+        :func:`minicnn.plain.conv.conv2d_backward_im2col` (see :meth:`backward_from_dz`); in the fast
+        mode dL/dz is written into ``dy``.
+        """
         dz = self.activation_backward(dy)  # dL/dz = dL/dy * a'(z)
         return self.backward_from_dz(dz)
 
     def backward_from_dz(self, dz: Any) -> Any:
-        """dz (N, OH, OW, F) = dL/dz -> dx (N, H, W, C); None when the model needs no dL/dx."""
+        """dz (N, OH, OW, F) = dL/dz -> dx (N, H, W, C); None when the model needs no dL/dx.
+
+        The same numbers as :func:`minicnn.plain.conv.conv2d_backward_im2col`: dL/dkernel bit for bit
+        (in one chunk), dL/dbias bit for bit for F >= 2, dL/dx within rounding (col2im_matmul adds
+        kernel offset by offset, the plain col2im window by window); computed with these tricks: cols
+        rebuilt chunk by chunk rather than kept, dL/dcols never built, an einsum for dL/dbias, no dL/dx
+        for a first layer.
+        """
         xp = backend.array_module()
         filters = self.filters
         kernel_matrix = self.params["kernel"].reshape(-1, filters)  # W: (KH*KW*C, F)

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from minicnn import checks
 from minicnn.layers.base import Layer, Shape
 from minicnn.layers.kernel_layer import KernelLayer
 
@@ -53,9 +54,7 @@ class Dense(KernelLayer):
         input_shape: Shape | int | None = None,
     ) -> None:
         super().__init__(activation, kernel_initializer, bias_initializer, name=name, input_shape=input_shape)
-        if not isinstance(units, int) or units < 1:
-            raise ValueError(f"Dense: units must be a positive int, got {units!r}")
-        self.units = units
+        self.units = checks.check_whole_number("Dense", "units", units, 1)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         """(I,) -> (O,); an error for anything but flat vectors (put a Flatten before)."""
@@ -66,14 +65,22 @@ class Dense(KernelLayer):
             )
         return (self.units,)
 
+    def parameter_shapes(self, input_shape: Shape) -> dict[str, Shape]:
+        """kernel (I, O) and bias (O,) for inputs (I,)."""
+        return {"kernel": (input_shape[0], self.units), "bias": (self.units,)}
+
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> Shape:
         """Create kernel (I, O) and bias (O,) for inputs (I,); return (O,)."""
         output_shape = super().build(input_shape, rng)
-        self.create_parameters((input_shape[0], self.units), rng)
+        self.create_parameters(self.parameter_shapes(input_shape)["kernel"], rng)
         return output_shape
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        """x (N, I) -> y (N, O)."""
+        """x (N, I) -> y (N, O).
+
+        The same numbers as :func:`minicnn.plain.dense.dense_forward` and then the activation's plain forward (bit for
+        bit), computed with these tricks: the bias and the activation are applied in place on z.
+        """
         self.check_input(x)
         z = x @ self.params["kernel"]  # (N, I) @ (I, O)
         z += self.params["bias"]
@@ -81,12 +88,20 @@ class Dense(KernelLayer):
         return self.activation.forward_in_place(z)  # y = a(z); z is this call's own array
 
     def backward(self, dy: Any) -> Any:
-        """dy (N, O) = dL/dy -> dx (N, I) = dL/dx; fills grads["kernel"] and grads["bias"]."""
+        """dy (N, O) = dL/dy -> dx (N, I) = dL/dx; fills grads["kernel"] and grads["bias"].
+
+        The same numbers as the activation's plain backward and then :func:`minicnn.plain.dense.dense_backward` (bit
+        for bit), computed with these tricks: in the fast mode dL/dz is written into ``dy``.
+        """
         dz = self.activation_backward(dy)  # dL/dz = dL/dy * a'(z)
         return self.backward_from_dz(dz)
 
     def backward_from_dz(self, dz: Any) -> Any:
-        """dz (N, O) = dL/dz -> dx (N, I); None when the model needs no dL/dx."""
+        """dz (N, O) = dL/dz -> dx (N, I); None when the model needs no dL/dx.
+
+        The same numbers as :func:`minicnn.plain.dense.dense_backward` (bit for bit), computed with these tricks:
+        no dL/dx for a model's first layer.
+        """
         self.grads["kernel"] = self.x.T @ dz  # (I, N) @ (N, O)
         self.grads["bias"] = dz.sum(axis=0)
         if not self.compute_input_gradient:
@@ -118,10 +133,16 @@ class Flatten(Layer):
         return (int(np.prod(input_shape)),)
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        """``x (N, d1, d2, ...) -> y (N, d1*d2*...)``: a view of x, nothing is copied or written."""
+        """``x (N, d1, d2, ...) -> y (N, d1*d2*...)``: a view of x, nothing is copied or written.
+
+        The same numbers as :func:`minicnn.plain.dense.flatten_forward` (bit for bit).
+        """
         self.check_input(x)
         return x.reshape(x.shape[0], -1)
 
     def backward(self, dy: Any) -> Any:
-        """``dy (N, d1*d2*...) -> dx (N, d1, d2, ...)``: a view of dy."""
+        """``dy (N, d1*d2*...) -> dx (N, d1, d2, ...)``: a view of dy.
+
+        The same numbers as :func:`minicnn.plain.dense.flatten_backward` (bit for bit).
+        """
         return dy.reshape((dy.shape[0], *self.input_shape))

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from minicnn import backend
+from minicnn import backend, checks
 from minicnn.layers.base import Layer, Shape
 
 
@@ -44,10 +44,8 @@ class Dropout(Layer):
         self, rate: float, seed: int | None = None, name: str | None = None, input_shape: Shape | int | None = None
     ) -> None:
         super().__init__(name=name, input_shape=input_shape)
-        if not 0.0 <= rate < 1.0:
-            raise ValueError(f"Dropout: rate must be in [0, 1), got {rate!r}")
-        self.rate = rate
-        self.seed = seed
+        self.rate = checks.check_number("Dropout", "rate", rate, 0, 1, include_high=False)
+        self.seed = None if seed is None else checks.check_whole_number("Dropout", "seed", seed, 0)
         self.calls = 0  # training forward passes so far; with the seed it fixes the next mask
 
     def build(self, input_shape: Shape, rng: np.random.Generator | None = None) -> Shape:
@@ -57,7 +55,11 @@ class Dropout(Layer):
         return super().build(input_shape, rng)
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        """x (N, ...) -> y = x * mask / (1 - rate) in training (a new mask each call); y = x otherwise."""
+        """x (N, ...) -> y = x * mask / (1 - rate) in training (a new mask each call); y = x otherwise.
+
+        The same numbers as :func:`minicnn.plain.dropout.dropout_forward` (bit for bit) with the mask
+        ``backend.random_uniform(x.shape, seed=(self.seed, call number)) >= rate``.
+        """
         if not training or self.rate == 0.0:
             self.scale = None
             return x
@@ -69,7 +71,10 @@ class Dropout(Layer):
         return x * self.scale
 
     def backward(self, dy: Any) -> Any:
-        """dL/dx = dL/dy * mask / (1 - rate), with the mask of the last forward (dy itself after inference)."""
+        """dL/dx = dL/dy * mask / (1 - rate), with the mask of the last forward (dy itself after inference).
+
+        The same numbers as :func:`minicnn.plain.dropout.dropout_backward` (bit for bit).
+        """
         if self.scale is None:
             return dy
         return dy * self.scale

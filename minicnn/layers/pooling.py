@@ -60,10 +60,10 @@ class MaxPool2D(Layer):
         input_shape: Shape | int | None = None,
     ) -> None:
         super().__init__(name=name, input_shape=input_shape)
-        self.pool_size = as_pair(pool_size, "MaxPool2D pool_size")
+        self.pool_size = as_pair(pool_size, "MaxPool2D: pool_size")
         self.activation: activations.Activation = activations.Linear()  # a lent ReLU in the fast mode
         self.commutes_with_relu = True
-        self.strides = as_pair(strides if strides is not None else pool_size, "MaxPool2D strides")
+        self.strides = as_pair(strides if strides is not None else pool_size, "MaxPool2D: strides")
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         """(H, W, C) -> (OH, OW, C) by the "valid" rule; an error when no window fits."""
@@ -95,7 +95,12 @@ class MaxPool2D(Layer):
         )
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        """x (N, H, W, C) -> y (N, OH, OW, C)."""
+        """x (N, H, W, C) -> y (N, OH, OW, C).
+
+        The same numbers as :func:`minicnn.plain.pooling.max_pool_forward` (bit for bit), computed with these tricks:
+        a running maximum over the PH*PW window offsets, each a strided slice of the batch, each thread
+        its own images; in the fast mode a lent ReLU starts the maximum at 0.
+        """
         self.check_input(x)
         y = self.array("output", (x.shape[0], *self.output_shape), x.dtype)
         parallel.over_batch(lambda rows: self.pool(x[rows], y[rows]), len(x))
@@ -123,7 +128,13 @@ class MaxPool2D(Layer):
             xp.maximum(y, x[self.window_slice(i, j)], out=y)
 
     def backward(self, dy: Any) -> Any:
-        """dy (N, OH, OW, C) -> dx (N, H, W, C): each dy goes to its window's first winner."""
+        """dy (N, OH, OW, C) -> dx (N, H, W, C): each dy goes to its window's first winner.
+
+        The same numbers as :func:`minicnn.plain.pooling.max_pool_backward` (bit for bit; within rounding where
+        overlapping windows share a winner, whose gradients are then added in another order), computed
+        with these tricks: the winners found again offset by offset (x == y), a ``taken`` mask for the
+        first-winner rule, each thread its own images, kept buffers in the fast mode.
+        """
         dx = self.array("input_gradient", self.x.shape, dy.dtype)
         taken = self.array("taken", dy.shape, bool)  # windows whose winner was already found
         winner = self.array("winner", dy.shape, bool)
