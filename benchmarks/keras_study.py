@@ -64,8 +64,11 @@ from train_xray import (  # noqa: E402
     describe_data,
     find_data_dir,
     load_data,
+    read_rows,
+    report_row,
     write_csv,
     write_split,
+    write_test_predictions,
     write_text,
 )
 
@@ -179,18 +182,6 @@ def settings_of(args: argparse.Namespace) -> dict[str, Any]:
     settings = {name: getattr(args, name) for name in RUN_SETTINGS}
     settings["split_file"] = None if args.split_file is None else str(args.split_file)
     return settings | {"threshold": args.threshold, "record_test_each_epoch": args.record_test_each_epoch}
-
-
-def read_rows(path: Path, columns: list[str], epochs_done: int) -> list[list[str]]:
-    """The rows of a history file for the epochs already done (a resumed run keeps them)."""
-    if not path.is_file():
-        return []
-    with open(path, newline="") as file:
-        return [[row[c] for c in columns] for row in csv.DictReader(file) if int(row["epoch"]) <= epochs_done]
-
-
-def report_row(epoch: int, report: dict[str, Any]) -> list[Any]:
-    return [epoch, *("" if report[key] is None else report[key] for key in TEST_HISTORY_COLUMNS[1:])]
 
 
 # ----------------------------------------------------------------------------
@@ -338,11 +329,7 @@ def evaluate(keras: Any, model: Any, test: XrayDataset, args: argparse.Namespace
         "framework": state["record"]["versions"],
     }
     write_text(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    rows = [
-        [name, int(label), f"{p_final:.9g}", f"{p_best:.9g}"]
-        for name, label, p_final, p_best in zip(test.frame["file"], test.labels, final, from_best, strict=True)
-    ]
-    write_csv(args.out / "test_predictions.csv", ["file", "label", "p_normal_final", "p_normal_best"], rows)
+    write_test_predictions(args.out / "test_predictions.csv", test, final, from_best)
     return metrics
 
 

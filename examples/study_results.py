@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import io
 import json
 import subprocess
 import sys
@@ -38,7 +37,15 @@ from typing import Any
 
 import numpy as np
 from command_line import OneLineErrorParser, fail
-from train_xray import HistoryFile, draw_curves, evaluate_on_test, load_data, predict_normal, write_text
+from train_xray import (
+    HistoryFile,
+    draw_curves,
+    evaluate_on_test,
+    load_data,
+    predict_normal,
+    write_test_predictions,
+    write_text,
+)
 
 import minicnn as mc
 from minicnn.data.xray import CLASS_NAMES, XrayDataset, stratified_split
@@ -129,24 +136,6 @@ def blas_name() -> str:
     config = np.show_config(mode="dicts")
     blas = config.get("Build Dependencies", {}).get("blas", {})
     return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
-
-
-def write_test_predictions(
-    path: Path, test: XrayDataset, model: mc.Sequential, best: mc.Sequential, settings: dict[str, Any]
-) -> None:
-    """test_predictions.csv: file, label (1 = Normal), P(Normal) of the final and of the best weights.
-
-    Nine significant digits write a float32 exactly, so thresholding these columns at 0.5
-    gives back metrics.json's confusion matrices.
-    """
-    final = predict_normal(model, test.images, settings["batch_size"])
-    from_best = predict_normal(best, test.images, settings["batch_size"])
-    table = io.StringIO()
-    writer = csv.writer(table, lineterminator="\n")  # quotes a file name with a comma in it
-    writer.writerow(["file", "label", "p_normal_final", "p_normal_best"])
-    for name, label, p_final, p_best in zip(test.frame["file"], test.labels, final, from_best, strict=True):
-        writer.writerow([name, int(label), f"{p_final:.9g}", f"{p_best:.9g}"])
-    write_text(path, table.getvalue())
 
 
 def write_validation_metrics(
@@ -272,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     metrics = evaluate_on_test(model, test, evaluation, run, history, best_path=args.run / "best.npz")
     write_text(args.out / "run.json", json.dumps(record, indent=2) + "\n")
     best = mc.load_model(args.run / "best.npz")
-    write_test_predictions(args.out / "test_predictions.csv", test, model, best, settings)
+    final, from_best = (predict_normal(weights, test.images, settings["batch_size"]) for weights in (model, best))
+    write_test_predictions(args.out / "test_predictions.csv", test, final, from_best)
     write_validation_metrics(args.out / "validation_metrics.json", train, split[1], model, best, settings)
     if (args.run / "test_history.csv").is_file():  # --record-test-each-epoch: for the record only
         write_text(args.out / "test_history.csv", (args.run / "test_history.csv").read_text())

@@ -68,6 +68,8 @@ HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "sec
 # test_history.csv (--record-test-each-epoch): classification_report's figures, one row per epoch.
 TEST_HISTORY_COLUMNS = ["epoch", "accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc"]
 SPLIT_COLUMNS = ["file", "label", "subset"]  # split.csv: subset is "train" or "validation"
+# test_predictions.csv: P(Normal) of each test image under the final and the best weights.
+TEST_PREDICTION_COLUMNS = ["file", "label", "p_normal_final", "p_normal_best"]
 KAGGLE_HELP = """\
 Get the Kaggle "CoronaHack - Chest X-Ray-Dataset":
   1. download it from https://www.kaggle.com/datasets/praveengovi/coronahack-chest-xraydataset
@@ -140,13 +142,12 @@ def build_study_model(image_size: int = 300, seed: int = 0) -> mc.Sequential:
     mc.Sequential
         Built, not compiled. Its output is P(Normal), the probability of label 1.
     """
-    try:
-        return study_cnn(image_size, seed)
-    except ValueError:
+    if image_size < MIN_IMAGE_SIZE:  # said in the option's words; study_cnn says it in the library's
         raise ValueError(
             f"--image-size {image_size} is too small for the study's four conv/pool stages: "
             f"the smallest valid size is {MIN_IMAGE_SIZE}"
-        ) from None
+        )
+    return study_cnn(image_size, seed)
 
 
 # ----------------------------------------------------------------------------
@@ -430,6 +431,32 @@ def write_csv(path: Path, columns: list[str], rows: Iterable[Sequence[Any]]) -> 
     write_text(path, text.getvalue())
 
 
+def read_rows(path: Path, columns: list[str], epochs_done: int) -> list[list[str]]:
+    """The rows of a history file (history.csv, test_history.csv) for the epochs already done.
+
+    A resumed run keeps these and drops any later row (an epoch that was not finished).
+    """
+    if not path.is_file():
+        return []
+    with open(path, newline="") as file:
+        return [[row[c] for c in columns] for row in csv.DictReader(file) if int(row["epoch"]) <= epochs_done]
+
+
+def report_row(epoch: int, report: dict[str, Any]) -> list[Any]:
+    """One row of test_history.csv: the epoch (1-based), then classification_report's figures ("" for n/a)."""
+    return [epoch, *("" if report[key] is None else report[key] for key in TEST_HISTORY_COLUMNS[1:])]
+
+
+def write_test_predictions(path: Path, test: XrayDataset, p_final: np.ndarray, p_best: np.ndarray) -> None:
+    """test_predictions.csv: file, label (1 = Normal), P(Normal) of the final and of the best weights, (N,) each.
+
+    Nine significant digits write a float32 exactly, so thresholding these columns gives back
+    metrics.json's confusion matrices.
+    """
+    rows = zip(test.frame["file"], (int(label) for label in test.labels), p_final, p_best, strict=True)
+    write_csv(path, TEST_PREDICTION_COLUMNS, ([name, label, f"{a:.9g}", f"{b:.9g}"] for name, label, a, b in rows))
+
+
 class HistoryFile(Callback):
     """Rewrite history.csv after every epoch: one row per epoch done, resumed epochs included.
 
@@ -477,18 +504,14 @@ class TestHistoryFile(Callback):
 
     def __init__(self, path: Path, test: XrayDataset, batch_size: int, threshold: float, epochs_done: int) -> None:
         self.path, self.test, self.batch_size, self.threshold = path, test, batch_size, threshold
-        self.rows: list[list[Any]] = []
-        if epochs_done and path.is_file():
-            with open(path, newline="") as file:
-                kept = [row for row in csv.DictReader(file) if int(row["epoch"]) <= epochs_done]
-            self.rows = [[row[column] for column in TEST_HISTORY_COLUMNS] for row in kept]
+        self.rows: list[list[Any]] = read_rows(path, TEST_HISTORY_COLUMNS, epochs_done)
         self.write()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
         report = classification_report(
             self.test.labels, predict_normal(self.model, self.test.images, self.batch_size), threshold=self.threshold
         )
-        self.rows.append([epoch + 1, *("" if report[key] is None else report[key] for key in TEST_HISTORY_COLUMNS[1:])])
+        self.rows.append(report_row(epoch + 1, report))
         self.write()
 
     def write(self) -> None:

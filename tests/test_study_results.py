@@ -177,11 +177,7 @@ def test_a_keras_run_is_published_from_its_own_files_without_tensorflow(tmp_path
     assert train_xray.main([*argv, "--record-test-each-epoch"]) == 0
     test = train_xray.load_data(xray_mini_dir, "test", argparse.Namespace(image_size=64, limit=None))
     p_normal = train_xray.predict_normal(mc.load_model(run / "checkpoint.npz"), test.images, 32)
-    rows = [
-        [name, int(label), f"{p:.9g}", f"{p:.9g}"]
-        for name, label, p in zip(test.frame["file"], test.labels, p_normal, strict=True)
-    ]
-    train_xray.write_csv(run / "test_predictions.csv", ["file", "label", "p_normal_final", "p_normal_best"], rows)
+    train_xray.write_test_predictions(run / "test_predictions.csv", test, p_normal, p_normal)
     versions = {"name": "keras", "keras": "3.x", "tensorflow": "2.x", "python": "3.11"}
     images = {"train": 38, "validation": 10, "test": 24}
     (run / "keras_run.json").write_text(json.dumps({"versions": versions, "images": images, "resumes": 1}))
