@@ -245,6 +245,32 @@ def markdown_table(stats: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def runs_table(rows: list[dict[str, Any]]) -> str:
+    """One line per run: the final weights' test figures, validation, and the epoch chosen on the test split."""
+    lines = [
+        "| run | test accuracy | specificity | sensitivity | ROC AUC | val. accuracy "
+        "| best test epoch (chosen on test) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        figures = [row[key] for key in ("test_accuracy", "test_specificity", "test_sensitivity", "test_roc_auc")]
+        cells = [f"{100 * value:.1f} %" for value in (*figures, row["val_accuracy"])]
+        best = f"{100 * row['best_test_epoch_accuracy']:.1f} % (epoch {row['best_test_epoch']})"
+        lines.append(f"| {row['framework']}-s{row['seed']} | " + " | ".join(cells) + f" | {best} |")
+    return "\n".join(lines) + "\n"
+
+
+def difference_table(stats: dict[str, Any]) -> str:
+    """minicnn minus Keras, in points, with the Welch 95 % interval and its degrees of freedom."""
+    lines = ["| figure | minicnn - Keras | 95 % interval | df |", "|---|---|---|---|"]
+    for figure, d in stats["minicnn_minus_keras"].items():
+        if figure in ("best_test_epoch", "process_seconds"):
+            continue
+        interval = f"{100 * d['low']:+.1f} to {100 * d['high']:+.1f}"
+        lines.append(f"| {figure} | {100 * d['difference']:+.1f} points | {interval} points | {d['df']:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = OneLineErrorParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=Path, required=True, help="the folder of the run folders (RUNS_DIR)")
@@ -286,7 +312,10 @@ def main(argv: list[str] | None = None) -> int:
     stats = statistics(rows)
     write_text(args.out / "statistics.json", json.dumps(stats, indent=2) + "\n")
     plot_test_accuracy(runs, args.out / "test_accuracy_per_epoch.png")
+    print(runs_table(rows))
     print(markdown_table(stats))
+    if stats["minicnn_minus_keras"]:
+        print(difference_table(stats))
     print(f"{args.out}: {len(rows)} runs ({', '.join(row['framework'] + '-s' + str(row['seed']) for row in rows)})")
     return 0
 
