@@ -59,6 +59,7 @@ def arrays(draw, shape_of_one=SHAPE, labels=False, samples=None):
             values = values * draw(st.sampled_from([0.5, 2.0, -1.0]))
     else:
         values = rng.uniform(-10, 10, size=shape)
+    values = np.asarray(values)  # shape () gives a NumPy scalar, whose astype(object) is a bare float
     if values.size and draw(st.integers(0, 3)) == 0:
         values.flat[rng.integers(values.size)] = draw(st.sampled_from([np.nan, np.inf, -np.inf, 1e300]))
     if dtype == "str":
