@@ -34,9 +34,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from command_line import OneLineErrorParser, fail
 from study_results import read_stretches
-from train_xray import write_text
+
+from minicnn.cli.command_line import OneLineErrorParser, fail
+from minicnn.cli.train_xray import write_text
 
 RUN_NAME = re.compile(r"^(minicnn|keras)-s(\d+)$")
 FRAMEWORKS = ("minicnn", "keras")

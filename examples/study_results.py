@@ -36,8 +36,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from command_line import OneLineErrorParser, fail
-from train_xray import (
+
+import minicnn as mc
+from minicnn.cli.command_line import OneLineErrorParser, fail
+from minicnn.cli.train_xray import (
     HistoryFile,
     draw_curves,
     evaluate_on_test,
@@ -46,10 +48,8 @@ from train_xray import (
     write_test_predictions,
     write_text,
 )
-
-import minicnn as mc
 from minicnn.data.xray import CLASS_NAMES, XrayDataset, stratified_split
-from minicnn.io import ModelFileError
+from minicnn.files import ModelFileError
 from minicnn.metrics import classification_report
 from minicnn.plots import plot_confusion_matrix, plot_roc
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import importlib
 from types import ModuleType
 
-from minicnn import backend, callbacks, io, layers, losses, optimizers
+from minicnn import backend, callbacks, files, layers, losses, optimizers
 from minicnn.backend import set_backend
 from minicnn.model import Sequential
 from minicnn.parallel import set_threads
@@ -32,7 +32,7 @@ __all__ = [
     "set_threads",
     "backend",
     "callbacks",
-    "io",
+    "files",
     "layers",
     "losses",
     "optimizers",

@@ -7,7 +7,7 @@ epoch's figures: loss, accuracy, val_loss, val_accuracy, seconds.
 from __future__ import annotations
 
 import csv
-import io as text_io
+import io
 import math
 import os
 import signal
@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from minicnn import checks, io
+from minicnn import checks, files
 
 
 class Callback:
@@ -312,12 +312,12 @@ class CSVLogger(Callback):
         with self.path.open(newline="") as file:
             rows = list(csv.DictReader(file))
         self.columns = [*self.columns, *new_columns]
-        text = text_io.StringIO(newline="")
+        text = io.StringIO(newline="")
         writer = csv.DictWriter(text, fieldnames=self.columns)
         writer.writeheader()
         writer.writerows(rows)
         content = text.getvalue().encode()
-        io.write_atomic(self.path, lambda file: file.write(content))
+        files.write_atomic(self.path, lambda file: file.write(content))
 
 
 class InterruptAtBatchEnd(Callback):

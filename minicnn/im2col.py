@@ -139,7 +139,8 @@ def im2col(x: Any, kernel_size: tuple[int, int], stride: tuple[int, int], out: A
     def copy_windows(rows: slice) -> None:
         out[rows] = windows[rows]  # the only copy: one row per window
 
-    parallel.over_batch(copy_windows, n)  # each thread copies its own images (minicnn/parallel.py)
+    # The plain statement: out[...] = windows. Split over the batch, each thread copies its own images.
+    parallel.over_batch(copy_windows, n)
     return out
 
 

@@ -13,6 +13,12 @@ gives dL/dp * dp/dz, which in float32 becomes 0 * huge once p rounds to 1 and th
 network can no longer learn from confident mistakes. Written out, the two factors
 cancel to  dL/dz = (p - y) / N , which is exact and stable. The model uses it
 whenever a sigmoid layer feeds this loss.
+
+That decision and that gradient are made in one place, :func:`start_backward`, which
+the training loop calls after the loss: it returns where backward starts, dL/dz past a
+fused last activation or dL/dy otherwise. A loss takes part with two methods,
+``fuses_with(activation)`` and ``gradient_before_activation()`` (a softmax +
+categorical cross-entropy pair fits the same entry point: its dL/dz is also p - y).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 from typing import Any
 
 from minicnn import backend, checks
-from minicnn.functions import sigmoid
+from minicnn.layers.activations import Activation, Sigmoid, sigmoid
 
 EPSILON = 1e-7
 """Probabilities are clipped to [EPSILON, 1 - EPSILON] before the log (Keras's epsilon)."""
@@ -102,11 +108,18 @@ class BinaryCrossentropy:
             grad = (-(y / safe_p) + (1 - y) / (1 - safe_p)) / n * inside
         return grad if self.weight is None else grad * self.weight
 
-    def gradient_before_sigmoid(self) -> Any:
+    def fuses_with(self, activation: Any) -> bool:
+        """True when ``activation`` is a Sigmoid and the loss reads probabilities: then dL/dz = (p - y) / N.
+
+        With ``from_logits`` the model ends without a sigmoid, and :meth:`backward` already is dL/dz.
+        """
+        return isinstance(activation, Sigmoid) and not self.from_logits
+
+    def gradient_before_activation(self) -> Any:
         """dL/dz = (p - y) / N for probabilities p = sigmoid(z): the fused, stable gradient.
 
         The same numbers as :func:`minicnn.plain.losses.sigmoid_binary_cross_entropy_backward` with
-        dloss = 1, bit for bit.
+        dloss = 1, bit for bit. Also called ``gradient_before_sigmoid``.
 
         Returns
         -------
@@ -116,9 +129,49 @@ class BinaryCrossentropy:
         grad = (self.y_pred - self.y_true) / self.y_pred.size
         return grad if self.weight is None else grad * self.weight
 
+    gradient_before_sigmoid = gradient_before_activation  # the name for this loss's one fused activation
+
     def get_config(self) -> dict[str, Any]:
         """The class name and ``from_logits``, as JSON-able data (saved with a compiled model)."""
         return {"class_name": type(self).__name__, "from_logits": self.from_logits}
+
+
+def last_activation(layer: Any) -> Activation | Any:
+    """The activation a model's last layer ends with: its fused one (Dense(1, "sigmoid")), or the layer itself."""
+    return getattr(layer, "activation", layer)
+
+
+def fuses_with_last_layer(loss: BinaryCrossentropy, last_layer: Any) -> bool:
+    """Whether backward starts past ``last_layer``'s activation (see :func:`start_backward`)."""
+    return loss.fuses_with(last_activation(last_layer))
+
+
+def start_backward(loss: BinaryCrossentropy, last_layer: Any) -> tuple[Any, bool]:
+    """Where backward starts, after ``loss.forward``: (gradient, whether it is dL/dz past the last activation).
+
+    The fused start: when the loss cancels the derivative of the model's last activation
+    (a sigmoid into binary cross-entropy on probabilities), backward starts from
+    dL/dz = (p - y) / N, exact and stable, and the model skips that activation's backward
+    (``model.backward(gradient, from_dz=True)``). Otherwise it starts from dL/dy, the
+    loss's own :meth:`~BinaryCrossentropy.backward`.
+
+    Parameters
+    ----------
+    loss : BinaryCrossentropy
+        A loss whose ``forward`` has run on this batch.
+    last_layer : Layer
+        The model's last layer.
+
+    Returns
+    -------
+    gradient : ndarray of the shape of the model's output
+        dL/dz when fused, else dL/dy.
+    from_dz : bool
+        True when ``gradient`` is dL/dz.
+    """
+    if fuses_with_last_layer(loss, last_layer):
+        return loss.gradient_before_activation(), True
+    return loss.backward(), False
 
 
 LOSSES = {"binary_crossentropy": BinaryCrossentropy, "BinaryCrossentropy": BinaryCrossentropy}

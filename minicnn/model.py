@@ -11,8 +11,11 @@ As in Keras, the model is split in three files, one job each:
 * this file, the model itself: its layers, ``build``, ``forward``/``backward``,
   ``summary`` and the weights;
 * :mod:`minicnn.training`, the training loop it inherits: ``compile``, ``fit``,
-  ``evaluate``, ``predict``, ``train_on_batch``, callbacks and resume bookkeeping;
-* :mod:`minicnn.saving`, writing and reading models and checkpoints.
+  ``evaluate``, ``predict``, ``train_on_batch``, callbacks and resume bookkeeping
+  (:class:`minicnn.training.TrainableModel` lists what the loop needs from this file);
+* :mod:`minicnn.saving`, reading models and checkpoints back (``load_model``). Writing
+  them is here (``save``, ``save_weights``), on the file format of :mod:`minicnn.files`,
+  so that every import points one way: saving -> model -> files.
 
 Everything is reproducible from ``seed``: the initial weights (layer k draws from
 seed (seed, k)), the shuffling of epoch e, and the dropout masks.
@@ -26,15 +29,31 @@ from typing import Any
 
 import numpy as np
 
-from minicnn import backend, checks, summary
-from minicnn.io import ModelFileError
-from minicnn.layers import Conv2D, Dense, Dropout, Flatten, Layer, Linear, MaxPool2D, ReLU, Sigmoid
-from minicnn.layers.base import Shape, as_shape, snake_case
+from minicnn import backend, checks, files, summary
+from minicnn.files import ModelFileError
+from minicnn.layers import (
+    AveragePooling2D,
+    BatchNormalization,
+    Conv2D,
+    Dense,
+    Dropout,
+    Flatten,
+    GlobalAveragePooling2D,
+    Identity,
+    Layer,
+    MaxPool2D,
+    ReLU,
+    Sigmoid,
+)
+from minicnn.layers.base import Shape, as_shape, relu_folds, snake_case
 from minicnn.training import Trainer
 
 LAYER_CLASSES: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (Conv2D, MaxPool2D, Dense, Flatten, Dropout, ReLU, Sigmoid, Linear)
+    cls.__name__: cls for cls in (Conv2D, MaxPool2D, Dense, Flatten, Dropout, ReLU, Sigmoid, Identity)
 }
+LAYER_CLASSES.update({cls.__name__: cls for cls in (BatchNormalization, GlobalAveragePooling2D, AveragePooling2D)})
+# Model files written before the identity layer was renamed say "Linear".
+LAYER_CLASSES["Linear"] = Identity
 
 
 def layer_names(layers: list[Layer]) -> list[str]:
@@ -82,11 +101,20 @@ class Sequential(Trainer):
         Fixes the initial weights, the shuffling and the dropout masks.
     name : str, default "sequential"
         Shown by :meth:`summary`.
+
+    Attributes
+    ----------
+    layers : list of Layer
+        The layers, first to last.
+    workspace : dict of str to ndarray
+        Scratch arrays the layers share in the fast mode (the im2col buffer of every Conv2D),
+        owned by the model and kept from step to step; empty until the first step.
     """
 
     def __init__(self, layers: list[Layer] | None = None, seed: int = 0, name: str = "sequential") -> None:
         super().__init__()
         self.layers: list[Layer] = []
+        self.workspace: dict[str, Any] = {}  # the fast mode's shared scratch arrays (see layers/base.py)
         self.seed = checks.check_whole_number("Sequential", "seed", seed, 0)
         if not isinstance(name, str):
             raise TypeError(f"Sequential: name must be a str, got {checks.describe(name)}")
@@ -197,8 +225,9 @@ class Sequential(Trainer):
         """Backpropagate dL/doutput from the last layer to the first; fills every layer's grads.
 
         With ``from_dz=True``, ``gradient`` is dL/dz, the gradient *before* the last layer's
-        activation (the fused sigmoid + binary cross-entropy gradient, (p - y) / N): the
-        last activation is skipped. Returns the first layer's dL/dx (None in the fast mode
+        activation (the fused sigmoid + binary cross-entropy gradient, (p - y) / N, that
+        :func:`minicnn.losses.start_backward` returns with ``from_dz=True``): the last
+        activation is skipped. Returns the first layer's dL/dx (None in the fast mode
         a training loop uses, where nobody needs it).
 
         Parameters
@@ -221,6 +250,10 @@ class Sequential(Trainer):
         for layer in reversed(layers):
             gradient = layer.backward(gradient)
         return gradient
+
+    def relu_folds(self) -> list[tuple[Layer, Layer]]:
+        """(layer, pool) pairs whose ReLU the fast mode folds into the pool (:func:`minicnn.layers.base.relu_folds`)."""
+        return relu_folds(self.layers)
 
     # ---- summary ---------------------------------------------------------------------
     def summary(self, batch_size: int | None = None, print_fn: Callable[[str], Any] | None = None) -> None:
@@ -365,26 +398,69 @@ class Sequential(Trainer):
             model.compile_from_config(config["compile"])
         return model
 
-    # ---- files (the work is done in minicnn.saving) ------------------------------------------
-    # minicnn.saving builds models, so it sits above this file; importing it inside the
-    # methods keeps every import pointing one way (Keras's Model.save does the same).
-    def save(self, path: str | Path, include_optimizer: bool = True) -> Path:
-        """Write everything needed to resume training exactly (see :func:`minicnn.saving.save_model`)."""
-        from minicnn import saving
+    # ---- files: the format is minicnn.files; minicnn.saving.load_model reads them back ---------
+    def file_arrays(self, training_state: bool = True, include_optimizer: bool = True) -> dict[str, np.ndarray]:
+        """The entries of this model's file (their names are listed in :mod:`minicnn.files`).
 
-        return saving.save_model(self, path, include_optimizer=include_optimizer)
+        Parameters
+        ----------
+        training_state : bool, default True
+            Besides format, config and ``weights/<layer>/<param>``, also each layer's state
+            (Dropout's mask counter), the completed epochs, the position inside an
+            interrupted epoch and the history: everything needed to resume exactly.
+        include_optimizer : bool, default True
+            With ``training_state``, also the optimiser's step counter and slots.
+
+        Returns
+        -------
+        dict of str to numpy.ndarray
+            Host arrays, ready for :func:`minicnn.files.write_npz_atomic`.
+        """
+        arrays = {"format": np.array(files.FORMAT), "config": files.encode_json(self.get_config())}
+        arrays.update({f"{files.WEIGHTS}{name}": value for name, value in self.get_named_weights().items()})
+        if not training_state:
+            return arrays
+        arrays["state"] = files.encode_json({layer.name: layer.get_state() for layer in self.layers})
+        history = self.history.history if self.history is not None else {}
+        arrays["training"] = files.encode_json(
+            {"completed_epochs": self.completed_epochs, "history": history, "partial_epoch": self.partial_epoch}
+        )
+        if include_optimizer and self.optimizer is not None:
+            state = self.optimizer.get_state()
+            arrays.update({f"{files.OPTIMIZER}{key}": np.asarray(value) for key, value in state.items()})
+        return arrays
+
+    def save(self, path: str | Path, include_optimizer: bool = True) -> Path:
+        """Write everything needed to resume training exactly to ``path`` atomically; ``minicnn.load_model`` reads it.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.npz`` file to write or replace.
+        include_optimizer : bool, default True
+            Also store the optimiser's step counter and slots (needed to resume exactly).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+        """
+        return files.write_npz_atomic(path, self.file_arrays(include_optimizer=include_optimizer))
 
     def save_weights(self, path: str | Path) -> Path:
         """Write the parameters (and the architecture, for checking) to ``path`` atomically."""
-        from minicnn import saving
-
-        return saving.save_weights(self, path)
+        return files.write_npz_atomic(path, self.file_arrays(training_state=False))
 
     def load_weights(self, path: str | Path) -> None:
-        """Load parameters written by save_weights/save; names and shapes must match this model."""
-        from minicnn import saving
+        """Load parameters written by save_weights/save; names and shapes must match this model.
 
-        saving.load_weights(self, path)
+        Raises
+        ------
+        ModelFileError
+            The file is missing or not a minicnn model file, or its weights do not fit.
+        """
+        weights = files.entries_under(files.read_npz(path), files.WEIGHTS)
+        self.set_named_weights(weights, source=f"weights in {path}")
 
 
 def check_stored_shapes(expected: dict[str, Shape], stored: dict[str, Shape]) -> None:

@@ -63,6 +63,8 @@ class Optimizer:
         """
         self.iterations += 1
         for name, value, gradient in parameters:
+            if gradient is None:  # a non-trainable weight (BatchNormalization's moving statistics): left alone
+                continue
             self.update(name, value, gradient)
 
     def update(self, name: str, value: Any, gradient: Any) -> None:
@@ -128,7 +130,20 @@ class SGD(Optimizer):
 
 
 CACHE_BLOCK = 2**18
-"""Values per block in :meth:`Adam.update_in_blocks` (1 MB of float32, to stay within a core's cache)."""
+"""Values per block in :func:`cache_blocks` (1 MB of float32, to stay within a core's cache)."""
+
+
+def cache_blocks(size: int) -> list[slice]:
+    """Consecutive slices that cover ``range(size)``: CACHE_BLOCK values each on the CPU, one slice on a GPU.
+
+    Why blocks (per-backend tuning of Adam): its formulas take ten passes over the arrays. Over a
+    whole 67 MB kernel each pass goes to memory and back; over one block (1 MB per array) all ten
+    run while it is still in the core's cache, 1.5x faster for the study's model. Elementwise, so
+    the numbers are the same for any block size. A GPU gets one block: it has no such cache to
+    fit, and every block would cost it ten more kernel launches.
+    """
+    block_size = CACHE_BLOCK if backend.backend_name() == "numpy" else max(size, 1)
+    return [slice(start, start + block_size) for start in range(0, size, block_size)]
 
 
 class Adam(Optimizer):
@@ -168,42 +183,36 @@ class Adam(Optimizer):
         self.epsilon = checks.check_number("Adam", "epsilon", epsilon, 0)
 
     def update(self, name: str, value: Any, gradient: Any) -> None:
-        """The Adam update above for one parameter, in place, split over the threads of :mod:`minicnn.parallel`.
+        """The Adam update above for one parameter, in place.
 
-        The same numbers as :func:`minicnn.plain.optimizers.adam` (bit for bit), computed with these tricks: in place,
-        each thread its own part, in cache-sized blocks (:meth:`update_in_blocks`), two temporaries.
+        The same numbers as :func:`minicnn.plain.optimizers.adam` (bit for bit), computed with these tricks: in place
+        with two temporaries (:meth:`update_block`), in cache-sized blocks (:func:`cache_blocks`), the blocks
+        split over the threads of :mod:`minicnn.parallel`.
         """
         t = self.iterations
         m = self.slot("m", name, value)
         v = self.slot("v", name, value)
         step_size = self.learning_rate * math.sqrt(1 - self.beta_2**t) / (1 - self.beta_1**t)
-        # Elementwise, so each thread updates its own part of the flattened arrays (minicnn/parallel.py).
         # reshape(-1) is a view of a contiguous array; of any other it would be a copy, lost after the update.
         if not value.flags.c_contiguous:
             raise ValueError(f"Adam: parameter {name!r} is not a contiguous array, so it cannot be updated in place")
         flat = [array.reshape(-1) for array in (value, gradient, m, v)]
+        blocks = cache_blocks(value.size)
 
-        def update_one_part(part: slice) -> None:  # one thread's part of the flattened arrays
-            self.update_in_blocks(step_size, *(array[part] for array in flat))
+        def update_blocks(part: slice) -> None:  # one thread's blocks
+            for block in blocks[part]:
+                self.update_block(step_size, *(array[block] for array in flat))
 
-        parallel.over_batch(update_one_part, flat[0].size)
+        # The plain statement: self.update_block(step_size, *flat), the whole arrays at once. Split in
+        # cache-sized blocks, and the blocks over the threads (elementwise: the same numbers for any split).
+        parallel.over_batch(update_blocks, len(blocks))
 
-    def update_in_blocks(self, step_size: float, value: Any, gradient: Any, m: Any, v: Any) -> None:
-        """:meth:`update_part` on consecutive blocks of ``CACHE_BLOCK`` values each.
+    def update_block(self, step_size: float, value: Any, gradient: Any, m: Any, v: Any) -> None:
+        """The Adam formulas above on one block of a flattened parameter, in place, with two temporaries.
 
-        Why blocks: the formulas take ten passes over the arrays. Over a whole 67 MB kernel
-        each pass goes to memory and back; over one block (1 MB per array) all ten run while
-        it is still in the core's cache, 1.5x faster for the study's model. Elementwise, so the
-        numbers are the same for any block size. A GPU gets one block: it has no such cache to
-        fit, and every block would cost it ten more kernel launches.
+        Each line is one step of :func:`minicnn.plain.optimizers.adam`, in the same order, so the
+        numbers are the same bit for bit.
         """
-        block_size = CACHE_BLOCK if backend.backend_name() == "numpy" else max(value.size, 1)
-        for start in range(0, value.size, block_size):
-            block = slice(start, start + block_size)
-            self.update_part(step_size, value[block], gradient[block], m[block], v[block])
-
-    def update_part(self, step_size: float, value: Any, gradient: Any, m: Any, v: Any) -> None:
-        """The Adam formulas above on one part of a parameter, in place, with two temporaries."""
         xp = backend.array_module()
         m *= self.beta_1
         m += (1 - self.beta_1) * gradient  # m = beta_1*m + (1-beta_1)*g
@@ -215,7 +224,7 @@ class Adam(Optimizer):
         update += self.epsilon
         xp.divide(m, update, out=update)  # m / (sqrt(v) + epsilon)
         update *= step_size
-        value -= update
+        value -= update  # w = w - step_size * m / (sqrt(v) + epsilon)
 
     def get_config(self) -> dict[str, Any]:
         """learning_rate, beta_1, beta_2 and epsilon."""

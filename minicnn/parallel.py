@@ -12,6 +12,15 @@ operations, whichever thread computes it, so the results are bit for bit the sam
 for any number of threads (a sum over the batch would not be: its order of additions
 would depend on the split). ``set_threads(1)`` turns the splitting off; so does the
 CuPy backend, since a GPU is parallel already.
+
+Every call site says in a comment which plain statement it splits, for example
+
+    # The plain statement: z += bias (broadcast over N, OH, OW). Split over the batch, ...
+    parallel.over_batch(lambda rows: xp.add(z[rows], bias, out=z[rows]), len(z))
+
+so ``work(slice(0, size))`` with one thread is exactly that statement. The "batch" is the
+first axis of the arrays: the images for the layers (conv.py, activations.py, im2col.py,
+pooling.py), the list of cache-sized blocks of a flattened parameter for Adam (optimizers.py).
 """
 
 from __future__ import annotations

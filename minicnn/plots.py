@@ -26,7 +26,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from minicnn.io import write_atomic
+from minicnn.files import write_atomic
 from minicnn.metrics import as_labels, as_probabilities, roc_auc, roc_curve
 
 __all__ = ["plot_history", "plot_confusion_matrix", "plot_roc", "plot_prediction_grid"]

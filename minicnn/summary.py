@@ -1,7 +1,8 @@
 """The model summary: Keras's table of layers, and a memory report for one training step.
 
 Used by :meth:`minicnn.Sequential.summary`; works on any built model (it only reads
-each layer's ``describe()``, shapes, parameter count and ``workspace_bytes``).
+each layer's ``describe()``, shapes, parameter count and ``workspace_bytes``, and the
+model's ``relu_folds()``: the ReLUs its fast mode folds into the max pool after them).
 """
 
 from __future__ import annotations
@@ -54,13 +55,30 @@ def summary_text(model: Any, batch_size: int | None = None) -> str:
         lines.append("".join(cell.ljust(size) for cell, (_, size) in zip(cells, columns, strict=True)))
         lines.append("=" * width if index == len(model.layers) - 1 else "_" * width)
     total = model.count_params()
-    lines += [f"Total params: {total:,}", f"Trainable params: {total:,}", "Non-trainable params: 0"]
+    frozen = sum(  # BatchNormalization's moving statistics: weights that no gradient trains
+        math.prod(layer.params[key].shape)
+        for layer in model.layers
+        for key in getattr(layer, "non_trainable_params", ())
+    )
+    lines += [f"Total params: {total:,}", f"Trainable params: {total - frozen:,}", f"Non-trainable params: {frozen:,}"]
+    lines += relu_fold_lines(model)
     if batch_size:
         lines += ["", f"Memory estimate for one training step at batch size {batch_size} ({model.dtype}):"]
         lines += [
             f"  {label:<46}{format_bytes(size):>12}" for label, size in memory_estimate(model, batch_size).items()
         ]
     return "\n".join(lines)
+
+
+def relu_fold_lines(model: Any) -> list[str]:
+    """The ReLUs that fit, evaluate and predict fold into the max pool after them, one line per pair (none: [])."""
+    folds = model.relu_folds()
+    if not folds:
+        return []
+    return [
+        "ReLU folded into the next max pool in fit, evaluate and predict (max(0, a, b, ...); layers/base.py):",
+        *(f"  the ReLU of {layer.name} is applied by {pool.name}" for layer, pool in folds),
+    ]
 
 
 def memory_estimate(model: Any, batch_size: int) -> dict[str, int]:

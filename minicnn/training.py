@@ -8,11 +8,12 @@ One training step (``train_on_batch``) is the whole algorithm of deep learning:
 4. update:   the optimiser moves every parameter a little against its gradient.
 
 :class:`Trainer` holds this loop; :class:`minicnn.Sequential` inherits it, as Keras's
-``Model`` inherits its ``Trainer``. It needs from the model: ``layers``, ``forward``,
-``backward``, ``parameters`` and the shapes.
+``Model`` inherits its ``Trainer``. What it needs from the model is declared in
+:class:`TrainableModel`: ``layers``, ``forward``, ``backward``, ``parameters``, the
+shapes, the name, the seed and the shared ``workspace``.
 
-Every method here runs the layers in their fast mode (``model_owns_memory``): the loop
-owns every array between the layers, so the layers may reuse buffers and overwrite
+Every method here runs the layers in their fast mode (:meth:`Trainer.owns_memory`): the
+loop owns every array between the layers, so the layers may reuse buffers and overwrite
 gradients. The mode is switched off again when the method returns or raises.
 """
 
@@ -21,16 +22,16 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from minicnn import backend, checks, losses, metrics, optimizers
 from minicnn.callbacks import Callback, History
 from minicnn.data.batches import Batches
-from minicnn.functions import sigmoid
-from minicnn.layers import Sigmoid
-from minicnn.layers.base import model_owns_memory
+from minicnn.layers.activations import sigmoid
+from minicnn.layers.base import Layer, Shape, model_owns_memory
 
 METRIC_NAMES = {"accuracy": "accuracy", "acc": "accuracy", "binary_accuracy": "accuracy"}
 
@@ -63,8 +64,45 @@ def progress_bar(total: int, initial: int, description: str, enabled: bool) -> A
     )
 
 
+@runtime_checkable
+class TrainableModel(Protocol):
+    """What :class:`Trainer` uses of the model that inherits it, and nothing more (Sequential has all of it).
+
+    ``tests/test_model.py`` checks that Trainer uses no other attribute of the model.
+    """
+
+    name: str
+    seed: int
+    layers: list[Layer]
+    workspace: dict[str, Any]  # the scratch arrays the layers share in the fast mode
+
+    @property
+    def input_shape(self) -> Shape:
+        """The shape of one input sample."""
+
+    @property
+    def output_shape(self) -> Shape:
+        """The shape of one output sample."""
+
+    @property
+    def dtype(self) -> str:
+        """The float type of the parameters."""
+
+    def require_built(self) -> None:
+        """Raise RuntimeError when the model is not built."""
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        """x (N, *input_shape) -> output (N, *output_shape)."""
+
+    def backward(self, gradient: Any, from_dz: bool = False) -> Any:
+        """Backpropagate dL/doutput (or dL/dz past the last activation, ``from_dz``); fill every layer's grads."""
+
+    def parameters(self) -> list[tuple[str, Any, Any]]:
+        """(name, value, gradient) for every parameter."""
+
+
 class Trainer:
-    """compile / fit / evaluate / predict for a model with ``layers``, ``forward`` and ``backward``."""
+    """compile / fit / evaluate / predict for a model that has what :class:`TrainableModel` lists."""
 
     def __init__(self) -> None:
         self.optimizer: optimizers.Optimizer | None = None
@@ -155,14 +193,18 @@ class Trainer:
 
     @property
     def fused_sigmoid(self) -> bool:
-        """True when a sigmoid output feeds a probability BCE: then backward starts from dL/dz = (p - y) / N."""
-        last = self.layers[-1]
-        activation = getattr(last, "activation", last)
-        return (
-            isinstance(activation, Sigmoid)
-            and isinstance(self.loss, losses.BinaryCrossentropy)
-            and not self.loss.from_logits
-        )
+        """True when a sigmoid output feeds a probability BCE: then backward starts from dL/dz = (p - y) / N.
+
+        The decision of :func:`minicnn.losses.start_backward`, which ``train_on_batch`` calls.
+        """
+        return self.loss is not None and losses.fuses_with_last_layer(self.loss, self.layers[-1])
+
+    def owns_memory(self) -> AbstractContextManager[None]:
+        """``with model.owns_memory():`` the layers in their fast mode, sharing this model's ``workspace``.
+
+        :func:`minicnn.layers.base.model_owns_memory` for this model; every method of the loop runs inside it.
+        """
+        return model_owns_memory(self.layers, self.workspace)
 
     # ---- checking and moving data ------------------------------------------------------
     def check_image_shape(self, where: str, name: str, shape: tuple[int, ...]) -> None:
@@ -275,7 +317,7 @@ class Trainer:
     def train_step(self, x: Any, y: Any, class_weight: dict[int, float] | None) -> dict[str, float]:
         """:meth:`train_on_batch` without its checks of the arguments (``fit`` has made them once)."""
         x, y = self.prepare_batch(x, y, "fit")
-        with model_owns_memory(self.layers):
+        with self.owns_memory():
             output = self.forward(x, training=True)
             loss = self.loss.forward(output, y, self.sample_weight(y, class_weight))
             logs = {"loss": float(loss)}
@@ -285,10 +327,8 @@ class Trainer:
                     f"the loss became {logs['loss']} (NaN or infinite); training stopped before applying that "
                     "update. Lower the learning rate, or check the inputs for NaN/inf values."
                 )
-            if self.fused_sigmoid:
-                self.backward(self.loss.gradient_before_sigmoid(), from_dz=True)
-            else:
-                self.backward(self.loss.backward())
+            gradient, from_dz = losses.start_backward(self.loss, self.layers[-1])  # (p - y) / N for sigmoid + BCE
+            self.backward(gradient, from_dz=from_dz)
             parameters = self.parameters()
             self.check_gradients(parameters)
             self.optimizer.step(parameters)
@@ -341,7 +381,7 @@ class Trainer:
     def test_step(self, x: Any, y: Any) -> dict[str, float]:
         """:meth:`test_on_batch` without its checks of the arguments (``evaluate`` has made them once)."""
         x, y = self.prepare_batch(x, y, "evaluate")
-        with model_owns_memory(self.layers):
+        with self.owns_memory():
             output = self.forward(x, training=False)
             logs = {"loss": float(self.loss.forward(output, y))}
             logs.update(self.batch_metrics(output, y))
@@ -520,7 +560,7 @@ class Trainer:
         for callback in callbacks:
             callback.set_model(self)
         self.stop_training = False
-        with model_owns_memory(self.layers):
+        with self.owns_memory():
             for callback in callbacks:
                 callback.on_train_begin()
             for epoch in range(initial_epoch, epochs):
@@ -668,7 +708,7 @@ class Trainer:
             x = self.checked_images(where, "x", x)
             source = Batches(x, np.zeros(len(x), np.float32), batch_size, shuffle=False, prefetch=False)
         outputs = [np.zeros((0, *self.output_shape), dtype=self.dtype)]  # the result for N = 0
-        with model_owns_memory(self.layers), progress_bar(len(source), 0, "predict", enabled=verbose == 1) as bar:
+        with self.owns_memory(), progress_bar(len(source), 0, "predict", enabled=verbose == 1) as bar:
             for x_batch, _ in source.epoch(0):
                 x_batch, _ = self.prepare_batch(x_batch, where=where)
                 # .copy(): on NumPy, to_numpy returns the layer's kept buffer, reused by the next batch

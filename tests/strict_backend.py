@@ -195,14 +195,7 @@ def refusing_backend_arrays(converter):
 
 def use_strict_backend(monkeypatch) -> None:
     """Make the stand-in the active backend for one test (monkeypatch undoes everything after it)."""
-    from minicnn.layers import conv
-
     monkeypatch.setitem(backend._state, "name", "strict")
     monkeypatch.setitem(backend._state, "module", strict_module)
     for name in HOST_CONVERTERS:
         monkeypatch.setattr(np, name, refusing_backend_arrays(getattr(np, name)))
-    # Device memory must not outlive the stand-in. On a GPU a cached cupy array is never taken for a
-    # NumPy one, but a StrictArray *is* a numpy.ndarray: left in Conv2D's shared im2col workspace, it
-    # would be reused by every later NumPy test (reuse_or_allocate checks isinstance). So the
-    # workspace is a fresh one for the test, and the NumPy one comes back after it.
-    monkeypatch.setattr(conv, "_shared_workspace", {})

@@ -20,7 +20,7 @@ from test_model import toy_data
 import minicnn as mc
 from minicnn import backend, layers
 from minicnn.im2col import im2col
-from minicnn.layers.base import reuse_or_allocate
+from minicnn.layers.base import model_owns_memory, reuse_or_allocate
 
 
 def test_strict_backend_catches_the_mistakes_it_is_meant_to_catch(monkeypatch):
@@ -218,17 +218,19 @@ def test_a_buffer_kept_from_a_numpy_run_is_replaced_on_the_device(monkeypatch):
     assert type(kept) is np.ndarray and type(again) is StrictArray
 
 
-def test_the_stand_in_leaves_no_device_array_in_the_shared_im2col_workspace(monkeypatch):
-    """A StrictArray is a numpy.ndarray subclass: one left in a library-level cache would be reused on
-    NumPy after the test, where no CuPy array ever could. use_strict_backend isolates the cache."""
+def test_a_models_im2col_workspace_holds_no_device_array_after_a_switch_back(monkeypatch):
+    """A StrictArray is a numpy.ndarray subclass: one left in a model's shared im2col workspace must not
+    be reused on NumPy after the switch back, where no CuPy array ever could (reuse_or_allocate checks the type)."""
     x = np.ones((2, 5, 5, 1), dtype=np.float32)
     layer = layers.Conv2D(2, 3, input_shape=(5, 5, 1))
     layer.build((5, 5, 1))
-    layer.cols_buffer(2)  # the NumPy workspace exists before the stand-in
-    with monkeypatch.context() as patch:
-        use_strict_backend(patch)
-        assert type(layer.cols_buffer(2)) is StrictArray
-    assert type(layer.cols_buffer(2)) is np.ndarray
+    workspace = {}
+    with model_owns_memory([layer], workspace):
+        layer.cols_workspace(2)  # the NumPy workspace exists before the stand-in
+        with monkeypatch.context() as patch:
+            use_strict_backend(patch)
+            assert type(layer.cols_workspace(2)) is StrictArray
+        assert type(layer.cols_workspace(2)) is np.ndarray
     assert type(layer.forward(x)) is np.ndarray
 
 
@@ -294,11 +296,11 @@ def test_layer_modules_never_import_numpy_for_math():
     import inspect
     import re
 
-    from minicnn import functions, im2col
+    from minicnn import im2col
     from minicnn.layers import activations, base, conv, dense, dropout, kernel_layer, pooling
 
     bookkeeping = {"np.random.Generator", "np.random.default_rng", "np.dtype", "np.prod", "np.integer"}
-    for module in (functions, im2col, activations, base, conv, dense, dropout, kernel_layer, pooling):
+    for module in (im2col, activations, base, conv, dense, dropout, kernel_layer, pooling):
         used = set(re.findall(r"\b(?:np|numpy)\.[\w.]+", inspect.getsource(module)))
         assert used <= bookkeeping, f"{module.__name__} uses {sorted(used - bookkeeping)}"
 

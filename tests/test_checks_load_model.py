@@ -15,7 +15,7 @@ import pytest
 
 import minicnn as mc
 from minicnn import layers
-from minicnn.io import ModelFileError
+from minicnn.files import ModelFileError
 
 
 def saved_model(path):

@@ -1,4 +1,7 @@
-"""Every wrong input to the examples gets one line, "error: ...", exit status 2, and costs nothing.
+"""Every wrong input to the X-ray commands gets one line, "error: ...", exit status 2, and costs nothing.
+
+The commands are minicnn.cli's: examples/train_xray.py and predict_xray.py run them from a clone,
+``minicnn-xray train`` and ``predict`` once installed.
 
 "Costs nothing" is checked, not assumed: no image is decoded (decoding is made to record
 any call), and nothing is left in the working folder, no --out folder in particular.
@@ -12,12 +15,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-import predict_xray
 import pytest
-import train_xray
 
 import minicnn.data.xray
 from minicnn import losses, optimizers
+from minicnn.cli import predict_xray, train_xray
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

@@ -136,10 +136,14 @@ def test_buffers_are_reused_between_training_steps_only_when_the_model_owns_memo
         assert xp.shares_memory(again, first)  # the same memory: valid until the next forward
     direct = layer.forward(x, training=False)
     assert not xp.shares_memory(direct, first)  # called directly: a fresh array
-    workspace = layer.cols_buffer(4)
     other = Conv2D(2, 2)
     other.build((5, 5, 3))
-    assert np.shares_memory(other.cols_buffer(1), workspace)  # one im2col workspace for all Conv2D layers
+    workspace = {}  # a model's: one im2col workspace for all its Conv2D layers, kept from step to step
+    with model_owns_memory([layer, other], workspace):
+        cols = layer.cols_workspace(4)
+        assert np.shares_memory(other.cols_workspace(1), cols)  # the smaller one: a view of the same buffer
+        assert np.shares_memory(workspace["cols"], cols)
+    assert not np.shares_memory(layer.cols_workspace(4), layer.cols_workspace(4))  # called directly: fresh
 
 
 @pytest.mark.parametrize("layer_kind", ["conv", "pool"])

@@ -21,8 +21,9 @@ import pytest
 from test_model import small_model, toy_data
 
 import minicnn as mc
-from minicnn import backend, layers, losses, optimizers
+from minicnn import backend, layers, losses, optimizers, parallel
 from minicnn.callbacks import Callback
+from minicnn.layers import conv
 from minicnn.layers.base import model_owns_memory
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -41,7 +42,7 @@ def every_layer_kind() -> list[tuple[str, layers.Layer, tuple[int, ...]]]:
         ("dropout", layers.Dropout(0.5, seed=1), (10,)),
         ("relu", layers.ReLU(), (4, 3)),
         ("sigmoid", layers.Sigmoid(), (4, 3)),
-        ("linear", layers.Linear(), (4,)),
+        ("identity", layers.Identity(), (4,)),
     ]
 
 
@@ -118,6 +119,77 @@ def test_a_models_layers_are_plain_functions_again_after_fit(how):
         assert_plain_function(layer, layer.input_shape)
 
 
+def module_state_fingerprint() -> dict[str, object]:
+    """Every module-level container of every loaded minicnn module, with the contents of its arrays.
+
+    A dict, list or set at module level is mutable state; an array in it is fingerprinted by its
+    bytes, so that writing into a kept array is seen as well as replacing it. Other objects are
+    recorded by identity.
+    """
+
+    def fingerprint(value: object) -> object:
+        if isinstance(value, np.ndarray) or type(value).__module__.startswith("cupy"):
+            array = backend.to_numpy(value)
+            return ("array", id(value), array.shape, str(array.dtype), hash(array.tobytes()))
+        if isinstance(value, dict):
+            return ("dict", id(value), tuple((repr(key), fingerprint(item)) for key, item in value.items()))
+        if isinstance(value, (list, tuple)):
+            return (type(value).__name__, id(value), tuple(fingerprint(item) for item in value))
+        if isinstance(value, (set, frozenset)):
+            return ("set", id(value), tuple(sorted(map(repr, value))))
+        return ("object", id(value))
+
+    state = {}
+    for module_name, module in sorted(sys.modules.items()):
+        if not module_name.startswith("minicnn") or module is None:
+            continue
+        for name, value in vars(module).items():
+            if isinstance(value, (dict, list, set, bytearray)) and not name.startswith("__"):
+                state[f"{module_name}.{name}"] = fingerprint(value)
+    return state
+
+
+@pytest.mark.parametrize("layer_id", [case[0] for case in every_layer_kind()])
+def test_a_direct_call_touches_no_module_level_state(layer_id, monkeypatch):
+    """base.py's promise: a layer called directly is a plain function, so it reads and writes no global state.
+
+    parallel.py's thread pool is made by the first over_batch of the process and only reused after
+    it (a resource, like BLAS's threads, not data), so it is made before the snapshot. Conv2D runs
+    one image per workspace chunk, on batches of two sizes, where a module-level im2col buffer
+    would be written.
+    """
+    parallel.over_batch(lambda rows: None, 2)
+    monkeypatch.setattr(conv, "WORKSPACE_BYTES", 1)  # at least one image per chunk: one image
+    _, layer, input_shape = next(case for case in every_layer_kind() if case[0] == layer_id)
+    layer.build(input_shape, np.random.default_rng(0))
+    rng = np.random.default_rng(1)
+    before = module_state_fingerprint()
+    for batch in (3, 7):
+        x = backend.to_device(rng.normal(size=(batch, *input_shape)).astype(layer.dtype))
+        y = layer.forward(x, training=True)
+        layer.backward(backend.to_device(rng.normal(size=y.shape).astype(layer.dtype)))
+    after = module_state_fingerprint()
+    assert after == before, sorted(name for name in after if after.get(name) != before.get(name))
+
+
+def test_a_direct_conv_call_uses_its_own_workspace_and_the_model_its_shared_one(monkeypatch):
+    """Called directly, each call allocates its im2col buffer; in the fast mode the model's workspace holds it."""
+    monkeypatch.setattr(conv, "WORKSPACE_BYTES", 1)  # one image per chunk: several chunks per batch
+    layer = layers.Conv2D(2, 3)
+    layer.build((6, 6, 2), np.random.default_rng(0))
+    x = backend.to_device(np.random.default_rng(1).normal(size=(3, 6, 6, 2)).astype(layer.dtype))
+    direct = host(layer.forward(x))
+    assert layer.shared_workspace is None
+    workspace: dict = {}
+    with model_owns_memory([layer], workspace):
+        owned = host(layer.forward(x))
+        kept = workspace["cols"]
+        layer.forward(x)
+        assert workspace["cols"] is kept  # the same buffer, step after step
+    np.testing.assert_array_equal(owned, direct)  # the same chunks in both modes: the same numbers
+    assert layer.shared_workspace is None
+
+
 def test_the_fast_mode_is_switched_on_inside_fit_and_back_off_afterwards():
     x, y = toy_data(16)
     model = small_model()
@@ -127,21 +199,22 @@ def test_the_fast_mode_is_switched_on_inside_fit_and_back_off_afterwards():
         def on_train_batch_end(self, batch: int, logs: dict[str, float]) -> None:
             seen.append([(layer.reuse_memory, layer.compute_input_gradient) for layer in self.model.layers])
 
-    class ActivationSpy(Callback):
+    class FoldSpy(Callback):
         def on_train_batch_end(self, batch: int, logs: dict[str, float]) -> None:
             conv, pool = self.model.layers[:2]
-            seen_activations.append((type(conv.activation).__name__, type(pool.activation).__name__))
+            seen_folds.append((type(conv.activation).__name__, conv.relu_applied_by, pool.applies_relu, repr(conv)))
 
-    seen_activations = []
-    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[Spy(), ActivationSpy()])
+    seen_folds = []
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[Spy(), FoldSpy()])
     assert seen and all(state == [(True, False)] + [(True, True)] * 5 for state in seen)
     assert all((layer.reuse_memory, layer.compute_input_gradient) == (False, True) for layer in model.layers)
-    # Inside, the conv's ReLU was lent to the max pool after it; afterwards each has its own again.
-    assert seen_activations == [("Linear", "ReLU")] * 2
-    assert (type(model.layers[0].activation).__name__, type(model.layers[1].activation).__name__) == (
-        "ReLU",
-        "Linear",
-    )
+    # Inside, the conv keeps its ReLU object, and two flags say that the max pool after it applies it.
+    assert seen_folds == [("ReLU", "max_pool2d", True, "<conv2d (Conv2D), its ReLU applied by max_pool2d>")] * 2
+    conv, pool = model.layers[:2]
+    assert (type(conv.activation).__name__, conv.relu_applied_by, pool.applies_relu) == ("ReLU", None, False)
+    assert (repr(conv), repr(pool)) == ("<conv2d (Conv2D)>", "<max_pool2d (MaxPool2D)>")
+    assert all(layer.shared_workspace is None for layer in model.layers)
+    assert "cols" in model.workspace  # the model keeps its im2col workspace for the next fit
 
 
 def pure_gradients(model: mc.Sequential, x, y) -> list[np.ndarray]:
@@ -151,7 +224,9 @@ def pure_gradients(model: mc.Sequential, x, y) -> list[np.ndarray]:
     for layer in model.layers:
         output = layer.forward(output, training=True)
     model.loss.forward(output, y)
-    gradient = model.layers[-1].backward_from_dz(model.loss.gradient_before_sigmoid())
+    gradient, from_dz = losses.start_backward(model.loss, model.layers[-1])
+    assert from_dz  # the fused sigmoid + BCE start: dL/dz = (p - y) / N
+    gradient = model.layers[-1].backward_from_dz(gradient)
     for layer in reversed(model.layers[:-1]):
         gradient = layer.backward(gradient)
     return [host(grad) for _, _, grad in model.parameters()]
@@ -160,10 +235,11 @@ def pure_gradients(model: mc.Sequential, x, y) -> list[np.ndarray]:
 def fast_gradients(model: mc.Sequential, x, y) -> list[np.ndarray]:
     """The same step the way train_on_batch runs it: the model owns memory."""
     x, y = model.prepare_batch(x, y)
-    with model_owns_memory(model.layers):
+    with model.owns_memory():
         output = model.forward(x, training=True)
         model.loss.forward(output, y)
-        model.backward(model.loss.gradient_before_sigmoid(), from_dz=True)
+        gradient, from_dz = losses.start_backward(model.loss, model.layers[-1])
+        model.backward(gradient, from_dz=from_dz)
     return [host(grad) for _, _, grad in model.parameters()]
 
 

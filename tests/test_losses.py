@@ -8,9 +8,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from minicnn import backend, losses
-from minicnn.functions import sigmoid
+from minicnn import backend, layers, losses
 from minicnn.gradcheck import check_loss
+from minicnn.layers.activations import sigmoid
 
 batch_sizes = st.integers(1, 16)
 
@@ -111,3 +111,26 @@ def test_float32_stays_float32():
     loss = losses.BinaryCrossentropy()
     assert loss.forward(p, y).dtype == np.float32
     assert loss.backward().dtype == np.float32 and loss.gradient_before_sigmoid().dtype == np.float32
+
+
+def test_start_backward_is_the_one_place_that_fuses_sigmoid_and_bce():
+    """Sigmoid into BCE on probabilities: dL/dz = (p - y) / N, past the last activation; otherwise dL/dy."""
+    rng = np.random.default_rng(0)
+    p = backend.to_device(rng.uniform(0.05, 0.95, size=(5, 1)).astype(np.float32))
+    y = backend.to_device((rng.uniform(size=(5, 1)) < 0.5).astype(np.float32))
+    weight = backend.to_device(rng.uniform(0.5, 2, size=5).astype(np.float32))
+    dense_sigmoid, dense_relu = layers.Dense(1, activation="sigmoid"), layers.Dense(1, activation="relu")
+    cases = [
+        (losses.BinaryCrossentropy(), dense_sigmoid, True),  # a fused sigmoid
+        (losses.BinaryCrossentropy(), layers.Sigmoid(), True),  # a standalone Sigmoid layer
+        (losses.BinaryCrossentropy(), dense_relu, False),
+        (losses.BinaryCrossentropy(from_logits=True), dense_sigmoid, False),  # logits: backward is dL/dz already
+    ]
+    for loss, last_layer, fused in cases:
+        loss.forward(p, y, weight)
+        gradient, from_dz = losses.start_backward(loss, last_layer)
+        assert from_dz is fused and losses.fuses_with_last_layer(loss, last_layer) is fused
+        expected = (p - y) / 5 * weight.reshape(5, 1) if fused else loss.backward()
+        np.testing.assert_array_equal(backend.to_numpy(gradient), backend.to_numpy(expected))
+        if fused:
+            np.testing.assert_array_equal(backend.to_numpy(gradient), backend.to_numpy(loss.gradient_before_sigmoid()))

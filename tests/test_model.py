@@ -221,3 +221,73 @@ def test_early_stopping_counts_patience_like_keras():
         if model.stop_training:
             break
     assert stopper.stopped_epoch == 3 and stopper.best_epoch == 1
+
+
+def test_the_trainer_uses_of_the_model_only_what_trainable_model_declares():
+    """training.Trainer is a mixin: every attribute of ``self`` it reads that it does not define itself
+    must be declared in the TrainableModel protocol, and Sequential must have all of them."""
+    import ast
+    import inspect
+
+    from minicnn import training
+
+    trainer = next(
+        node
+        for node in ast.parse(inspect.getsource(training)).body
+        if isinstance(node, ast.ClassDef) and node.name == "Trainer"
+    )
+    own = {node.name for node in trainer.body if isinstance(node, ast.FunctionDef)}
+    own |= {
+        target.attr
+        for node in ast.walk(trainer)
+        if isinstance(node, (ast.Assign, ast.AnnAssign))
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Attribute) and isinstance(target.value, ast.Name) and target.value.id == "self"
+    }
+    used = {
+        node.attr
+        for node in ast.walk(trainer)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "self"
+    }
+    declared = set(training.TrainableModel.__annotations__) | {
+        name for name in vars(training.TrainableModel) if not name.startswith("_")
+    }
+    assert used - own <= declared, f"Trainer uses undeclared model attributes: {sorted(used - own - declared)}"
+    assert {"layers", "forward", "backward", "parameters", "workspace"} <= declared
+    assert isinstance(build_study_model(64), training.TrainableModel)
+    assert not isinstance(training.Trainer(), training.TrainableModel)  # the mixin alone is no model
+
+
+def test_summary_and_repr_show_the_relu_folded_into_the_pool():
+    model = build_study_model(64)
+    printed = []
+    model.summary(print_fn=printed.append)
+    text = printed[0]
+    assert "ReLU folded into the next max pool in fit, evaluate and predict" in text
+    for index in ("", "_1", "_2", "_3"):
+        assert f"the ReLU of conv2d{index} is applied by max_pool2d{index}" in text
+    assert "dense" not in text.split("ReLU folded")[1]  # Dense(512, relu) feeds Dense, not a pool
+    conv, pool = model.layers[:2]
+    assert [(layer, other) for layer, other in model.relu_folds()][0] == (conv, pool)
+    with model.owns_memory():
+        assert repr(conv) == "<conv2d (Conv2D), its ReLU applied by max_pool2d>"
+        assert repr(pool) == "<max_pool2d (MaxPool2D), applies the ReLU of the layer before>"
+        assert type(conv.activation).__name__ == "ReLU"
+    assert (repr(conv), repr(pool)) == ("<conv2d (Conv2D)>", "<max_pool2d (MaxPool2D)>")
+    unfolded = mc.Sequential([layers.Dense(2, activation="relu", input_shape=(3,))])
+    lines = []
+    unfolded.summary(print_fn=lines.append)
+    assert "folded" not in lines[0]
+
+
+def test_identity_is_the_identity_layer_and_linear_its_deprecated_name():
+    assert layers.activations.get(None).__class__ is layers.Identity
+    assert layers.activations.get("linear").__class__ is layers.Identity  # Keras's activation name stays
+    with pytest.warns(DeprecationWarning, match="layers.Linear is deprecated; use minicnn.layers.Identity"):
+        old = layers.Linear
+    assert old is layers.Identity
+    with pytest.warns(DeprecationWarning):
+        from minicnn.layers import Linear  # noqa: F401
+    assert "Linear" not in layers.__all__ and "Identity" in layers.__all__
+    with pytest.raises(AttributeError, match="has no attribute 'Linearr'"):
+        layers.Linearr  # noqa: B018

@@ -3,7 +3,7 @@
 Two kinds of checks:
 
 * twins: each fast forward and backward, called directly and inside a model that owns the
-  memory (kept buffers, in-place activation gradients, the ReLU lent to the pool), gives the
+  memory (kept buffers, in-place activation gradients, the ReLU folded into the pool), gives the
   numbers of its plain twin. Bit for bit where both add the same terms in the same order;
   otherwise within the textbook bound on the rounding of a sum (``assert_within_rounding``);
 * proofs: every plain backward equals float64 central differences of its forward, and the
@@ -62,12 +62,12 @@ def host(array):
 def in_a_model(layer, x, dy, training=False, steps=2):
     """(y, dL/dx, grads) of ``layer`` inside a Sequential that owns the memory, as train_on_batch runs it.
 
-    A Linear (the identity) goes first, so the layer under test still computes dL/dx (a
+    An Identity layer goes first, so the layer under test still computes dL/dx (a
     model's first layer does not); the layer keeps the parameters it had. Two steps: the
     second writes into the buffers kept from the first.
     """
     params = {name: host(value) for name, value in layer.params.items()}
-    model = mc.Sequential([layers.Linear(input_shape=x.shape[1:]), layer], seed=0)  # builds the layer again
+    model = mc.Sequential([layers.Identity(input_shape=x.shape[1:]), layer], seed=0)  # builds the layer again
     for name, value in params.items():
         layer.params[name][...] = value  # the parameters the plain twin is given
     for _ in range(steps):
@@ -185,11 +185,11 @@ def test_plain_conv2d_loops_equal_plain_im2col(case, float64):
     np.testing.assert_array_equal(grads_cols[2], grads_loops[2])  # both dz.sum(axis=(0, 1, 2))
 
 
-def test_conv2d_with_its_relu_lent_to_the_pool_equals_plain_conv_relu_pool(dtype):
+def test_conv2d_with_its_relu_folded_into_the_pool_equals_plain_conv_relu_pool(dtype):
     """The study's pattern in the fast mode: Conv2D(relu) -> MaxPool2D, the ReLU folded into the pool."""
     rng = np.random.default_rng(3)
     conv, pool = layers.Conv2D(4, 3, activation="relu"), layers.MaxPool2D(2)
-    model = mc.Sequential([layers.Linear(input_shape=(9, 9, 2)), conv, pool], seed=1)
+    model = mc.Sequential([layers.Identity(input_shape=(9, 9, 2)), conv, pool], seed=1)
     conv.params["bias"][...] = rng.normal(size=4)
     x = rng.integers(-2, 3, size=(3, 9, 9, 2)).astype(dtype)  # integers: exact ties and zeros in the pool
     w, b = host(conv.params["kernel"]), host(conv.params["bias"])

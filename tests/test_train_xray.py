@@ -1,4 +1,6 @@
-"""examples/train_xray.py and predict_xray.py, end to end on the real xray-mini images (64x64, few epochs).
+"""minicnn.cli.train_xray and predict_xray, end to end on the real xray-mini images (64x64, few epochs).
+
+examples/train_xray.py and ``minicnn-xray train`` both run this code (test_console_script.py).
 
 The wrong inputs, which must cost nothing, are in test_cli.py; here the runs that do train.
 """
@@ -13,12 +15,11 @@ import stat
 from contextlib import redirect_stderr, redirect_stdout
 
 import numpy as np
-import predict_xray
 import pytest
-import train_xray
 from PIL import Image
 
 import minicnn as mc
+from minicnn.cli import predict_xray, train_xray
 
 QUICK = ["--image-size", "64", "--batch-size", "16", "--seed", "1"]
 # An umask no default would give: if every output has mode 0o640, every writer follows the umask.
@@ -288,6 +289,23 @@ def test_predict_prints_probability_and_label(finished_run, xray_mini_dir, tmp_p
     assert all(line.split("\t")[-1] in ("Normal", "Pneumonia") for line in lines)
     assert "broken.jpeg: cannot read this image" in err
     assert "grayscale input; an X-ray is called Normal when P(Normal) > 0.5, else Pneumonia" in err
+    normal = sum(line.endswith("\tNormal") for line in lines)
+    assert err.splitlines()[-1] == f"2 images classified: {2 - normal} Pneumonia, {normal} Normal; 1 not readable"
+
+
+def test_predict_on_the_sample_ends_with_how_many_it_got_right(finished_run, capsys):
+    out, *_ = finished_run
+    assert predict_xray.main(["--sample", "--weights", str(out / "best.npz")]) == 0
+    printed, err = capsys.readouterr()
+    lines = printed.strip().splitlines()
+    assert len(lines) == 24
+    right = sum(line.split("\t")[2] == line.split("\t")[3].removeprefix("(true: ").removesuffix(")") for line in lines)
+    normal = sum(line.split("\t")[2] == "Normal" for line in lines)
+    summary = err.splitlines()[-1]
+    assert summary == (
+        f"24 images classified: {24 - normal} Pneumonia, {normal} Normal; "
+        f"{right} of the 24 with a known label right ({100 * right / 24:.1f} %)"
+    )
 
 
 def test_missing_data_explains_how_to_get_it(tmp_path, monkeypatch, capsys):

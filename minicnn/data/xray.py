@@ -55,7 +55,7 @@ from PIL import Image, ImageOps
 from tqdm.auto import tqdm
 
 from minicnn.checks import check_whole_number
-from minicnn.io import write_atomic
+from minicnn.files import write_atomic
 
 CLASS_NAMES = {0: "Pneumonia", 1: "Normal"}
 """The study's labels: 0 is Pneumonia, 1 is Normal (the model outputs P(Normal))."""

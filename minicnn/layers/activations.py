@@ -1,17 +1,41 @@
-"""Activations: ReLU and Sigmoid, and the ``activation="..."`` lookup.
+"""Activations: ReLU, Sigmoid and Identity, the stable ``sigmoid`` function, and the ``activation="..."`` lookup.
 
 An activation is a layer with no parameters. Conv2D and Dense also accept
 ``activation="relu"``; they then own one of these objects and call its forward
 and backward around their own math, exactly as if it were the next layer.
+
+:func:`sigmoid` is also the function the loss uses (:mod:`minicnn.losses` imports it
+from here), so the layer and the loss compute p the same way, bit for bit.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from minicnn import backend, parallel
-from minicnn.functions import sigmoid
 from minicnn.layers.base import Layer
+
+
+def sigmoid(x: Any) -> Any:
+    """1 / (1 + exp(-x)) without overflow: only exp(-|x|) <= 1 is ever computed.
+
+    exp(-x) overflows for x < -88 in float32, so we only ever exponentiate -|x| <= 0:
+    for x >= 0, sigmoid(x) = 1 / (1 + e);  for x < 0, sigmoid(x) = e / (1 + e),  e = exp(-|x|).
+
+    Parameters
+    ----------
+    x : ndarray
+        Any shape, on the active backend.
+
+    Returns
+    -------
+    ndarray
+        sigmoid(x), elementwise, of the shape and dtype of ``x``.
+    """
+    xp = backend.array_module()
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 class Activation(Layer):
@@ -32,8 +56,13 @@ class Activation(Layer):
         return self.backward(dy)
 
 
-class Linear(Activation):
-    """y = x: what ``activation=None`` means."""
+class Identity(Activation):
+    """y = x: what ``activation=None`` (or Keras's ``"linear"``) means.
+
+    Called ``Linear`` before (that name still works, with a DeprecationWarning, and model
+    files that say "Linear" still load): in PyTorch, DeZero and tinygrad a ``Linear`` is a
+    dense layer.
+    """
 
     def forward(self, x: Any, training: bool = False) -> Any:
         """y = x: returns ``x`` itself."""
@@ -67,7 +96,8 @@ class ReLU(Activation):
         written into ``x`` itself, each thread its own images.
         """
         xp = backend.array_module()
-        parallel.over_batch(lambda rows: xp.maximum(x[rows], 0, out=x[rows]), len(x))  # both cores
+        # The plain statement: xp.maximum(x, 0, out=x). Split over the batch, each thread its own images.
+        parallel.over_batch(lambda rows: xp.maximum(x[rows], 0, out=x[rows]), len(x))
         self.y = x
         return x
 
@@ -88,6 +118,7 @@ class ReLU(Activation):
         every step costs more (page faults, zeroing) than the multiplication itself.
         """
         xp = backend.array_module()
+        # The plain statement: dy *= self.y > 0. Split over the batch, each thread its own images.
         parallel.over_batch(lambda rows: xp.multiply(dy[rows], self.y[rows] > 0, out=dy[rows]), len(dy))
         return dy
 
@@ -100,7 +131,7 @@ class Sigmoid(Activation):
     """
 
     def forward(self, x: Any, training: bool = False) -> Any:
-        """y = sigmoid(x) by :func:`minicnn.functions.sigmoid`; keeps y for backward.
+        """y = sigmoid(x) by :func:`sigmoid` above; keeps y for backward.
 
         The same numbers as :func:`minicnn.plain.activations.sigmoid_forward` (bit for bit).
         """
@@ -116,8 +147,8 @@ class Sigmoid(Activation):
 
 
 ACTIVATIONS: dict[str | None, type[Activation]] = {
-    None: Linear,
-    "linear": Linear,
+    None: Identity,
+    "linear": Identity,  # Keras's name for the identity activation
     "relu": ReLU,
     "sigmoid": Sigmoid,
 }
@@ -134,7 +165,7 @@ def get(name: str | None) -> Activation:
     Returns
     -------
     Activation
-        A new :class:`ReLU`, :class:`Sigmoid` or :class:`Linear`.
+        A new :class:`ReLU`, :class:`Sigmoid` or :class:`Identity`.
 
     Raises
     ------
@@ -145,3 +176,25 @@ def get(name: str | None) -> Activation:
         known = ", ".join(repr(key) for key in ACTIVATIONS if key is not None)
         raise ValueError(f"unknown activation {name!r}; choose one of {known} or None")
     return ACTIVATIONS[name]()
+
+
+RENAMED = {"Linear": "Identity"}
+"""Old class names that still work, each the new class under its old name (with a DeprecationWarning)."""
+
+
+def renamed_class(name: str) -> type[Activation]:
+    """The class that ``name`` (a key of :data:`RENAMED`) is the old name of, with a DeprecationWarning."""
+    warnings.warn(
+        f"minicnn.layers.{name} is deprecated; use minicnn.layers.{RENAMED[name]} (in PyTorch, DeZero and "
+        "tinygrad a Linear is a dense layer)",
+        DeprecationWarning,
+        stacklevel=3,  # the line that asked for the old name, past this function and __getattr__
+    )
+    return globals()[RENAMED[name]]
+
+
+def __getattr__(name: str) -> type[Activation]:
+    """``activations.Linear``: the old name of :class:`Identity`, with a DeprecationWarning (PEP 562)."""
+    if name in RENAMED:
+        return renamed_class(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -24,16 +24,21 @@ layers, and nobody else holds on to them. There the layers may save time and mem
   step (``Layer.array``), instead of allocating hundreds of MB afresh each step;
 * in-place activation gradients: a fused ReLU turns dL/dy into dL/dz inside ``dy``;
 * no dL/dx for the first layer: nobody consumes the gradient of the images;
-* ReLU after the pool: max pooling commutes with ReLU, max(relu(a), relu(b)) =
-  relu(max(a, b)), so when a Conv2D or Dense with ``activation="relu"`` feeds a
-  MaxPool2D, the model hands the ReLU to the pool, which folds it into its own max
-  (max(0, a, b, c, d)): the ReLU then costs no pass of its own, forward or backward
-  (on its own, the study's first ReLU ran over 363 MB per batch).
+* one im2col workspace for all Conv2D layers: the model's ``workspace`` dict, kept from
+  step to step (a layer called directly allocates its own, each call);
+* the ReLU folded into the max pool: max pooling commutes with ReLU, max(relu(a),
+  relu(b)) = relu(max(a, b)), so when a Conv2D or Dense with ``activation="relu"`` feeds
+  a MaxPool2D, the pool applies that ReLU inside its own max (max(0, a, b, c, d)) and the
+  layer before skips it: the ReLU then costs no pass of its own, forward or backward (on
+  its own, the study's first ReLU ran over 363 MB per batch). Two flags say so while it
+  lasts, ``conv.relu_applied_by == "max_pool2d"`` and ``pool.applies_relu``; the conv keeps
+  its ReLU object all along. :func:`relu_folds` finds the pairs, ``repr`` shows the flags
+  and ``model.summary()`` lists the pairs.
 
-Only :func:`model_owns_memory` switches these on, only ``Sequential`` calls it (in fit,
-evaluate, predict and train_on_batch), and it always switches them off again, also when
-training stops with an exception or Ctrl-C. Both modes compute the same numbers, bit
-for bit; the fast mode only decides where they are written.
+Only :func:`model_owns_memory` switches these on (it is the one place that sets the flags),
+only ``Sequential`` calls it (in fit, evaluate, predict and train_on_batch), and it always
+switches them off again, also when training stops with an exception or Ctrl-C. Both modes
+compute the same numbers, bit for bit; the fast mode only decides where they are written.
 """
 
 from __future__ import annotations
@@ -188,6 +193,12 @@ class Layer:
     reuse_memory, compute_input_gradient : bool
         The switches of the fast mode (kept buffers; dL/dx wanted); only
         :func:`model_owns_memory` changes them.
+    shared_workspace : dict or None
+        The model's scratch arrays that its layers share (the im2col buffer), in the fast
+        mode only; None when the layer is called directly.
+    commutes_with_relu : bool
+        True for layers whose output is unchanged when a ReLU moves from before them to
+        after them (max pooling): :func:`relu_folds` may fold the ReLU into them.
     """
 
     def __init__(self, name: str | None = None, input_shape: Shape | int | None = None) -> None:
@@ -198,11 +209,12 @@ class Layer:
         self.grads: dict[str, Any] = {}
         self.dtype: str | None = None
         self.built = False
-        # The fast mode (see the module docstring); only model_owns_memory changes these two.
+        # The fast mode (see the module docstring); only model_owns_memory changes these three.
         self.reuse_memory = False
         self.compute_input_gradient = True
-        # Set by layers whose output is unchanged when a ReLU moves from before them to after
-        # them (max pooling); they keep that ReLU in ``self.activation`` while it is lent.
+        self.shared_workspace: dict[str, Any] | None = None
+        # True in layers whose output is unchanged when a ReLU moves from before them to after
+        # them (max pooling); relu_folds looks for it.
         self.commutes_with_relu = False
         self._buffers: dict[str, Any] = {}
 
@@ -272,16 +284,6 @@ class Layer:
             return reuse_or_allocate(self._buffers, name, shape, dtype)
         return backend.array_module().empty(shape, dtype=dtype)
 
-    def activation_backward(self, dy: Any) -> Any:
-        """dL/dz = dL/dy * a'(z) through ``self.activation``, for layers with a fused activation.
-
-        In a model's fast mode the model owns ``dy`` and nobody reads it afterwards, so a
-        ReLU may write dL/dz into it; called directly, ``dy`` stays untouched.
-        """
-        if self.reuse_memory:
-            return self.activation.backward_in_place(dy)
-        return self.activation.backward(dy)
-
     # ---- memory report ------------------------------------------------------------
     def workspace_bytes(self, batch_size: int) -> int:
         """Bytes of temporary buffers this layer needs for one batch (beyond its input and output)."""
@@ -340,45 +342,88 @@ class Layer:
         """
         raise NotImplementedError
 
+    def fast_mode_notes(self) -> list[str]:
+        """What the fast mode changes in this layer right now, e.g. ["applies the ReLU of the layer before"].
+
+        Empty outside the fast mode; ``repr`` shows it.
+        """
+        return []
+
     def __repr__(self) -> str:
-        return f"<{self.describe()}>"
+        return f"<{', '.join([self.describe(), *self.fast_mode_notes()])}>"
 
 
-@contextmanager
-def model_owns_memory(layers: Sequence[Layer]) -> Iterator[None]:
-    """Switch ``layers`` (a model's, first to last) into the fast mode for the duration of a ``with`` block.
+def relu_folds(layers: Sequence[Layer]) -> list[tuple[Layer, Layer]]:
+    """The (layer, pool) pairs whose ReLU the fast mode folds into the pool.
 
-    Inside: kept buffers, in-place activation gradients, no dL/dx for the first layer, and
-    each ReLU that feeds a max pool moved after it (see "Who owns memory" above).
-    Afterwards, whatever happened inside, every layer is back as it was. A block inside
-    another (``fit`` runs ``evaluate`` for validation) changes nothing. The kept buffers
-    stay allocated, so the next step reuses them.
+    A pair is a layer with ``activation="relu"`` (Conv2D or Dense) followed directly by a layer
+    that ``commutes_with_relu`` (MaxPool2D). :func:`model_owns_memory` folds exactly these, and
+    ``Sequential.summary()`` lists them.
 
     Parameters
     ----------
     layers : sequence of Layer
         A model's layers, first to last.
+
+    Returns
+    -------
+    list of (Layer, Layer)
+        (the layer whose ReLU moves, the pool that applies it), first to last.
     """
-    if all(layer.reuse_memory for layer in layers):  # already fast: the outer block restores
-        yield
-        return
-    # The ReLU moves by swapping activation objects: the pool's identity (Linear) goes to the
-    # layer before it, whose ReLU goes to the pool. Swapping again puts both back.
-    relu_moves = [
+    return [
         (layer, pool)
         for layer, pool in zip(layers[:-1], layers[1:], strict=True)
         if pool.commutes_with_relu and getattr(layer, "activation_name", None) == "relu"
     ]
+
+
+def set_relu_fold(layer: Layer, pool: Layer, folded: bool) -> None:
+    """Fold ``layer``'s ReLU into ``pool`` (``folded=True``) or give it back: both flags, set together.
+
+    ``layer.relu_applied_by`` names the pool that applies the ReLU (None: the layer applies it
+    itself); ``pool.applies_relu`` says that the pool applies the ReLU of the layer before it.
+    The layer's ReLU object never moves.
+    """
+    layer.relu_applied_by = pool.name if folded else None
+    pool.applies_relu = folded
+
+
+@contextmanager
+def model_owns_memory(layers: Sequence[Layer], workspace: dict[str, Any] | None = None) -> Iterator[None]:
+    """Switch ``layers`` (a model's, first to last) into the fast mode for the duration of a ``with`` block.
+
+    Inside: kept buffers, in-place activation gradients, no dL/dx for the first layer, one
+    shared im2col workspace, and each ReLU that feeds a max pool folded into it (see "Who
+    owns memory" above); this is the one place that sets those switches and flags.
+    Afterwards, whatever happened inside, every layer is back as it was. A block inside
+    another (``fit`` runs ``evaluate`` for validation) changes nothing. The kept buffers and
+    the workspace stay allocated, so the next step reuses them.
+
+    Parameters
+    ----------
+    layers : sequence of Layer
+        A model's layers, first to last.
+    workspace : dict, optional
+        Where the layers keep the scratch arrays they share: the model's own ``workspace``,
+        so that it lasts from step to step. By default a new one, for this block only.
+    """
+    if all(layer.reuse_memory for layer in layers):  # already fast: the outer block restores
+        yield
+        return
+    workspace = {} if workspace is None else workspace
+    folds = relu_folds(layers)
     try:
         for layer in layers:
             layer.reuse_memory = True
+            layer.shared_workspace = workspace
         layers[0].compute_input_gradient = False
-        for layer, pool in relu_moves:
-            layer.activation, pool.activation = pool.activation, layer.activation
+        for layer, pool in folds:
+            set_relu_fold(layer, pool, folded=True)
         yield
     finally:
-        for layer, pool in relu_moves:
-            layer.activation, pool.activation = pool.activation, layer.activation
+        for layer, pool in folds:
+            set_relu_fold(layer, pool, folded=False)
         for layer in layers:
             layer.reuse_memory = False
             layer.compute_input_gradient = True
+            layer.shared_workspace = None

@@ -14,7 +14,10 @@ The backward pass is the same product differentiated:
 
 Memory: cols is ``KH*KW`` times larger than x. For the study's second layer at batch
 32 that is 0.8 GB, so we process the batch in chunks whose cols fit in a fixed
-workspace, and reuse that one buffer for every chunk, step after step.
+workspace, and reuse that one buffer for every chunk. Called directly, a layer allocates
+its workspace once per call; in a model's fast mode every Conv2D uses the model's one
+workspace (``shared_workspace``, see base.py), step after step. The chunks are the same
+in both modes, so are the numbers.
 """
 
 from __future__ import annotations
@@ -48,11 +51,6 @@ GPU_WORKSPACE_BYTES = 2**30
 def workspace_limit() -> int:
     """WORKSPACE_BYTES on NumPy, GPU_WORKSPACE_BYTES on CuPy: the bound on one im2col buffer."""
     return WORKSPACE_BYTES if backend.backend_name() == "numpy" else GPU_WORKSPACE_BYTES
-
-
-# One im2col buffer shared by every Conv2D: layers run one at a time and cols is dead as
-# soon as a chunk's products are done, so four layers need one workspace, not four.
-_shared_workspace: dict[str, Any] = {}
 
 
 class Conv2D(KernelLayer):
@@ -152,12 +150,19 @@ class Conv2D(KernelLayer):
         """Bytes of the im2col buffer for a batch: one chunk's cols (at most workspace_limit(), at least one image)."""
         return self.chunk_size(batch_size) * self.cols_bytes_per_image()
 
-    def cols_buffer(self, images: int) -> Any:
-        """The im2col buffer (images, OH, OW, KH, KW, C), shared by all chunks, steps and Conv2D layers."""
+    def cols_workspace(self, images: int) -> Any:
+        """A flat buffer for the cols of ``images`` images, which every chunk of one call reuses.
+
+        Called directly: a fresh array. In a model's fast mode: the model's one workspace,
+        shared by all its Conv2D layers and kept from step to step. Sharing is safe: the layers
+        run one at a time, and cols is dead as soon as a chunk's products are done, so four
+        layers need one workspace, not four.
+        """
         out_h, out_w, _ = self.output_shape
-        shape = (images, out_h, out_w, *self.kernel_size, self.input_shape[2])
-        size = math.prod(shape)
-        return reuse_or_allocate(_shared_workspace, "cols", (size,), self.dtype).reshape(shape)
+        size = images * out_h * out_w * math.prod(self.kernel_size) * self.input_shape[2]  # images * OH*OW*KH*KW*C
+        if self.shared_workspace is None:
+            return backend.array_module().empty(size, dtype=self.dtype)
+        return reuse_or_allocate(self.shared_workspace, "cols", (size,), self.dtype)
 
     def pad(self, x: Any) -> Any:
         """Zero-pad x (N, H, W, C) for "same" padding; "valid" returns x itself (no copy)."""
@@ -171,15 +176,19 @@ class Conv2D(KernelLayer):
         """Yield (rows, cols) for the batch, a few images at a time.
 
         ``rows`` is a slice of the batch axis; ``cols`` ``(n*OH*OW, KH*KW*C)`` is the im2col matrix
-        of those n images, in the shared workspace (valid until the next chunk is asked for).
+        of those n images, in the workspace (valid until the next chunk is asked for).
         """
         batch = x_padded.shape[0]
         chunk = self.chunk_size(batch)
+        workspace = self.cols_workspace(chunk)
+        out_h, out_w, _ = self.output_shape
         for start in range(0, batch, chunk):
             rows = slice(start, min(start + chunk, batch))
             images = rows.stop - rows.start
-            cols = im2col(x_padded[rows], self.kernel_size, self.strides, out=self.cols_buffer(images))
-            yield rows, cols.reshape(images * cols.shape[1] * cols.shape[2], -1)
+            shape = (images, out_h, out_w, *self.kernel_size, self.input_shape[2])  # the cols of these images
+            buffer = workspace[: math.prod(shape)].reshape(shape)  # the last chunk may use part of it
+            cols = im2col(x_padded[rows], self.kernel_size, self.strides, out=buffer)
+            yield rows, cols.reshape(images * out_h * out_w, -1)
 
     # ---- the math ------------------------------------------------------------------
     def forward(self, x: Any, training: bool = False) -> Any:
@@ -200,11 +209,12 @@ class Conv2D(KernelLayer):
         for rows, cols in self.im2col_chunks(x_padded):
             # z = cols @ W for these images, written straight into z: (n*OH*OW, KH*KW*C) @ (KH*KW*C, F)
             xp.matmul(cols, kernel_matrix, out=z[rows].reshape(-1, filters))
-        bias = self.params["bias"]  # + bias, broadcast over N, OH, OW; each thread its own images
+        bias = self.params["bias"]
+        # The plain statement: z += bias (broadcast over N, OH, OW). Split over the batch, each thread its own images.
         parallel.over_batch(lambda rows: xp.add(z[rows], bias, out=z[rows]), len(z))
         # Backward rebuilds cols from x chunk by chunk, rather than keep all of them (KH*KW times x).
         self.x_padded = x_padded
-        return self.activation.forward_in_place(z)  # y = a(z); z is this call's own array
+        return self.activation_forward(z)  # y = a(z); z is this call's own array
 
     def backward(self, dy: Any) -> Any:
         """dy (N, OH, OW, F) = dL/dy -> dx (N, H, W, C) = dL/dx; fills grads["kernel"] and grads["bias"].
@@ -257,9 +267,10 @@ class Conv2D(KernelLayer):
         a third way, explained below.
         """
         xp = backend.array_module()
+        # The plain statement: dz.sum(axis=(0, 1, 2)). Per-backend tuning, the same sum:
         dz_matrix = dz.reshape(-1, dz.shape[-1])  # (M, F), M = N*OH*OW
         if backend.backend_name() == "numpy":
-            return xp.einsum("mf->f", dz_matrix)
+            return xp.einsum("mf->f", dz_matrix)  # the CPU: one tight loop, row after row
         # On a GPU, CuPy's sum down the columns of a tall (M, F) matrix is slow: 0.067 s for the
         # study's first layer on an H200, half of the whole training step. The same sum as a
         # product with a vector of ones is one cuBLAS matrix-vector product: 0.0001 s. (It adds

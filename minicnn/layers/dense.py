@@ -85,7 +85,7 @@ class Dense(KernelLayer):
         z = x @ self.params["kernel"]  # (N, I) @ (I, O)
         z += self.params["bias"]
         self.x = x  # dL/dkernel = x.T @ dz needs the input
-        return self.activation.forward_in_place(z)  # y = a(z); z is this call's own array
+        return self.activation_forward(z)  # y = a(z); z is this call's own array
 
     def backward(self, dy: Any) -> Any:
         """dy (N, O) = dL/dy -> dx (N, I) = dL/dx; fills grads["kernel"] and grads["bias"].

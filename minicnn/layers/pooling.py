@@ -15,16 +15,16 @@ strided slice of the whole batch, never over pixels. Both passes are elementwise
 each thread of :func:`minicnn.parallel.over_batch` pools its own part of the batch.
 
 A ReLU before a max pool can move after it: max(relu(a), relu(b)) = relu(max(a, b)).
-A model's fast mode does that (see ``model_owns_memory`` in base.py): it lends this
-layer the ReLU of the layer before, kept in ``self.activation`` (otherwise the
-identity). The pool then folds it into its own passes rather than run it as one
-more pass over the output:
+A model's fast mode does that (see ``model_owns_memory`` in base.py): while it lasts,
+``self.applies_relu`` is True and the layer before (its ``relu_applied_by`` names this
+pool) skips its ReLU. The pool folds the ReLU into its own passes rather than run it as
+one more pass over the output:
 
     forward:   relu(max(a, b, c, d)) = max(0, a, b, c, d)   start the running max at 0
-    backward:  the ReLU passes no gradient where y <= 0     mark those windows as
-                                                            already routed ("taken")
+    backward:  the ReLU passes no gradient where y <= 0     close those windows before
+                                                            looking for winners
 
-Called directly, the layer never holds a ReLU.
+Called directly, ``applies_relu`` is False: the pool is a plain max pool.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from typing import Any
 
 from minicnn import backend, parallel
 from minicnn.im2col import output_size
-from minicnn.layers import activations
 from minicnn.layers.base import Layer, Shape, as_pair
 
 
@@ -50,6 +49,12 @@ class MaxPool2D(Layer):
         Unique within a model; by default "max_pool2d", "max_pool2d_1", ...
     input_shape : tuple of three ints (H, W, C), optional
         Only for a model's first layer.
+
+    Attributes
+    ----------
+    applies_relu : bool
+        True while a model's fast mode folds the ReLU of the layer before into this pool
+        (set by :func:`~minicnn.layers.base.model_owns_memory`); then y = relu(max(window)).
     """
 
     def __init__(
@@ -61,8 +66,8 @@ class MaxPool2D(Layer):
     ) -> None:
         super().__init__(name=name, input_shape=input_shape)
         self.pool_size = as_pair(pool_size, "MaxPool2D: pool_size")
-        self.activation: activations.Activation = activations.Linear()  # a lent ReLU in the fast mode
-        self.commutes_with_relu = True
+        self.commutes_with_relu = True  # a ReLU before this layer may be folded into it
+        self.applies_relu = False  # True while the fast mode folds the ReLU of the layer before into this pool
         self.strides = as_pair(strides if strides is not None else pool_size, "MaxPool2D: strides")
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
@@ -99,28 +104,26 @@ class MaxPool2D(Layer):
 
         The same numbers as :func:`minicnn.plain.pooling.max_pool_forward` (bit for bit), computed with these tricks:
         a running maximum over the PH*PW window offsets, each a strided slice of the batch, each thread
-        its own images; in the fast mode a lent ReLU starts the maximum at 0.
+        its own images; with ``applies_relu`` the maximum starts at 0 (then the same numbers as the plain
+        ReLU forward and then the plain max pool forward).
         """
         self.check_input(x)
         y = self.array("output", (x.shape[0], *self.output_shape), x.dtype)
+        # The plain statement: self.pool(x, y). Split over the batch, each thread pools its own images.
         parallel.over_batch(lambda rows: self.pool(x[rows], y[rows]), len(x))
         # Backward finds each window's winner again by comparing x with y. Keeping x costs
         # nothing extra when the layer before keeps it anyway (as in the study's model).
         self.x, self.y = x, y
         return y
 
-    def relu_lent(self) -> bool:
-        """True while a model's fast mode has lent this pool the ReLU of the layer before."""
-        return isinstance(self.activation, activations.ReLU)
-
     def pool(self, x: Any, y: Any) -> None:
         """y = the max of every window of x, x (n, H, W, C) -> y (n, OH, OW, C), written into y.
 
-        With a lent ReLU, y = max(0, window): the ReLU costs no pass of its own.
+        With ``applies_relu``, y = max(0, window) = relu(max(window)): the ReLU costs no pass of its own.
         """
         xp = backend.array_module()
         offsets = self.window_offsets()
-        if self.relu_lent():
+        if self.applies_relu:
             xp.maximum(x[self.window_slice(*offsets[0])], 0, out=y)
         else:
             y[...] = x[self.window_slice(*offsets[0])]
@@ -132,45 +135,70 @@ class MaxPool2D(Layer):
 
         The same numbers as :func:`minicnn.plain.pooling.max_pool_backward` (bit for bit; within rounding where
         overlapping windows share a winner, whose gradients are then added in another order), computed
-        with these tricks: the winners found again offset by offset (x == y), a ``taken`` mask for the
-        first-winner rule, each thread its own images, kept buffers in the fast mode.
+        with these tricks: the winners found again offset by offset (x == y), a ``waiting`` mask for the
+        first-winner rule, each thread its own images, kept buffers in the fast mode. With
+        ``applies_relu``: the same numbers as the plain max pool backward and then the plain ReLU backward.
         """
         dx = self.array("input_gradient", self.x.shape, dy.dtype)
-        taken = self.array("taken", dy.shape, bool)  # windows whose winner was already found
-        winner = self.array("winner", dy.shape, bool)
+        waiting = self.array("waiting", dy.shape, bool)  # scratch: windows whose winner is not found yet
+        winner = self.array("winner", dy.shape, bool)  # scratch: this offset's winners
+        # The plain statement: self.route_gradient(dy, self.x, self.y, dx, waiting, winner).
+        # Split over the batch, each thread routes the gradient of its own images.
         parallel.over_batch(
-            lambda rows: self.route_gradient(dy[rows], self.x[rows], self.y[rows], dx[rows], taken[rows], winner[rows]),
+            lambda rows: self.route_gradient(
+                dy[rows], self.x[rows], self.y[rows], dx[rows], waiting[rows], winner[rows]
+            ),
             len(dy),
         )
         return dx
 
-    def route_gradient(self, dy: Any, x: Any, y: Any, dx: Any, taken: Any, winner: Any) -> None:
-        """dx = dy at each window's first winner (x == y), zero elsewhere; ``taken`` and ``winner`` are scratch."""
+    def route_gradient(self, dy: Any, x: Any, y: Any, dx: Any, waiting: Any, winner: Any) -> None:
+        """dx = dy at each window's first winner (x == y), zero elsewhere; ``waiting`` and ``winner`` are scratch.
+
+        Three steps, one idea each:
+
+        1. zero-fill what the offsets will not write (:meth:`clear_input_gradient`);
+        2. open every window, except, with ``applies_relu``, those whose output is <= 0: there
+           relu'(max) = 0, so no element of the window may receive a gradient;
+        3. offset by offset in row-major order, the elements equal to their window's max that
+           are still waiting win: on a tie only the first offset wins (as TensorFlow and the
+           plain twin's ``argmax``), and its window then stops waiting.
+        """
         xp = backend.array_module()
-        out_h, out_w, _ = self.output_shape
-        (ph, pw), tiling = self.pool_size, self.strides == self.pool_size
-        if tiling:
-            # Windows side by side: the offsets' slices below write every covered element once,
-            # so only an odd last row or column, which no window covers, needs its zeros.
-            dx[:, out_h * ph :] = 0
-            dx[:, :, out_w * pw :] = 0
+        tiling = self.strides == self.pool_size
+        self.clear_input_gradient(dx, tiling)  # 1. zero-filling
+        if self.applies_relu:  # 2. the ReLU mask: relu'(y) = [y > 0]
+            xp.greater(y, 0, out=waiting)
         else:
-            dx[...] = 0  # overlapping windows add into dx; gaps between windows stay zero
-        if self.relu_lent():
-            # y = relu(max): where y <= 0 the ReLU passes no gradient, so no element of that
-            # window may receive one; marking the window as already taken does exactly that.
-            xp.less_equal(y, 0, out=taken)
-        else:
-            taken[...] = False
-        for i, j in self.window_offsets():
+            waiting[...] = True
+        for i, j in self.window_offsets():  # 3. the first winner takes the gradient
             window = self.window_slice(i, j)
-            xp.equal(x[window], y, out=winner)
-            xp.greater(winner, taken, out=winner)  # winner and not taken: on a tie only the first offset wins
-            taken |= winner
+            xp.equal(x[window], y, out=winner)  # the elements at offset (i, j) that equal their window's max
+            winner &= waiting  # ... of windows still waiting: a later tie does not win again
+            waiting ^= winner  # those windows are served (winner lies inside waiting, so ^ removes it)
             if tiling:
                 xp.multiply(dy, winner, out=dx[window])  # dy at this offset's winners, 0 elsewhere
             else:
                 dx[window] += dy * winner  # overlapping windows may share an element: add
+
+    def clear_input_gradient(self, dx: Any, tiling: bool) -> None:
+        """Zero the elements of dx (n, H, W, C) that the winners' writes in :meth:`route_gradient` leave alone.
+
+        Windows side by side (``tiling``): every covered element is written exactly once, so only
+        an odd last row or column, which no window covers, needs its zeros. Overlapping or spaced
+        windows add into dx, so all of it starts at zero.
+        """
+        out_h, out_w, _ = self.output_shape
+        ph, pw = self.pool_size
+        if tiling:
+            dx[:, out_h * ph :] = 0
+            dx[:, :, out_w * pw :] = 0
+        else:
+            dx[...] = 0
+
+    def fast_mode_notes(self) -> list[str]:
+        """["applies the ReLU of the layer before"] while the fast mode folds that ReLU into this pool."""
+        return ["applies the ReLU of the layer before"] if self.applies_relu else []
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments: pool_size, strides, name (and input_shape when given)."""

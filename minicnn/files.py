@@ -1,4 +1,6 @@
-"""Saving and loading: one ``.npz`` file per model, no pickle.
+"""Model files and atomic writes: one ``.npz`` file per model, no pickle.
+
+(This file was ``minicnn/io.py``, a name that shadowed the standard library's ``io``.)
 
 An ``.npz`` is a zip of ``.npy`` arrays. We store:
 
@@ -8,6 +10,9 @@ An ``.npz`` is a zip of ``.npy`` arrays. We store:
 * ``state``             JSON of non-trainable layer state (e.g. Dropout's mask counter);
 * ``optimizer/...``     optimiser slots and step counter (checkpoints only);
 * ``training``          JSON with the completed epochs and the history (checkpoints only).
+
+``Sequential.file_arrays`` (minicnn/model.py) makes these entries and ``Sequential.save``
+writes them; ``minicnn.saving.load_model`` reads them back into a model.
 
 Strings are stored as NumPy unicode arrays, so ``np.load(..., allow_pickle=False)``
 reads everything: loading a file can never run code.
@@ -35,8 +40,20 @@ FORMAT = "minicnn-1"
 """The ``format`` entry of every minicnn model file."""
 
 
+WEIGHTS = "weights/"
+"""The prefix of the parameter entries: ``weights/conv2d/kernel``."""
+
+OPTIMIZER = "optimizer/"
+"""The prefix of the optimiser entries: ``optimizer/iterations``, ``optimizer/m/conv2d/kernel``."""
+
+
 class ModelFileError(ValueError):
     """A model file is missing, corrupt, foreign, or does not fit the model."""
+
+
+def entries_under(arrays: dict[str, np.ndarray], prefix: str) -> dict[str, np.ndarray]:
+    """The entries whose name starts with ``prefix``, keyed by the rest: {"conv2d/kernel": ...} for ``WEIGHTS``."""
+    return {key[len(prefix) :]: value for key, value in arrays.items() if key.startswith(prefix)}
 
 
 def encode_json(value: Any) -> np.ndarray:

@@ -11,7 +11,7 @@ import pytest
 from test_model import small_model, toy_data
 
 import minicnn as mc
-from minicnn import io, layers
+from minicnn import files, layers
 from minicnn.callbacks import Callback, CSVLogger, InterruptAtBatchEnd, ModelCheckpoint
 
 
@@ -68,12 +68,12 @@ def test_weights_of_another_shape_are_refused_with_names(tmp_path):
         ]
     )
     with pytest.raises(
-        io.ModelFileError, match=r"'conv2d/kernel' has shape \(3, 3, 1, 4\) but the model expects \(3, 3, 1, 6\)"
+        files.ModelFileError, match=r"'conv2d/kernel' has shape \(3, 3, 1, 4\) but the model expects \(3, 3, 1, 6\)"
     ):
         wider.load_weights(tmp_path / "w.npz")
     other = mc.Sequential([layers.Dense(1, input_shape=(4,))])
     with pytest.raises(
-        io.ModelFileError, match=r"missing nothing, unexpected \['conv2d/bias', 'conv2d/kernel', 'dense_1/bias'"
+        files.ModelFileError, match=r"missing nothing, unexpected \['conv2d/bias', 'conv2d/kernel', 'dense_1/bias'"
     ):
         other.load_weights(tmp_path / "w.npz")
 
@@ -81,13 +81,13 @@ def test_weights_of_another_shape_are_refused_with_names(tmp_path):
 def test_corrupt_foreign_and_missing_files_are_named(tmp_path):
     corrupt = tmp_path / "corrupt.npz"
     corrupt.write_bytes(b"PK\x03\x04 definitely not a zip")
-    with pytest.raises(io.ModelFileError, match="corrupt.npz is not a readable .npz"):
+    with pytest.raises(files.ModelFileError, match="corrupt.npz is not a readable .npz"):
         mc.load_model(corrupt)
     foreign = tmp_path / "foreign.npz"
     np.savez(foreign, weights=np.zeros(3))
-    with pytest.raises(io.ModelFileError, match="foreign.npz is not a minicnn model file"):
+    with pytest.raises(files.ModelFileError, match="foreign.npz is not a minicnn model file"):
         mc.load_model(foreign)
-    with pytest.raises(io.ModelFileError, match="model file not found"):
+    with pytest.raises(files.ModelFileError, match="model file not found"):
         mc.load_model(tmp_path / "nothing.npz")
 
 
@@ -95,7 +95,7 @@ def test_truncated_checkpoint_is_refused(tmp_path):
     path = small_model().save(tmp_path / "m.npz")
     data = path.read_bytes()
     path.write_bytes(data[: len(data) // 2])
-    with pytest.raises(io.ModelFileError, match="m.npz"):
+    with pytest.raises(files.ModelFileError, match="m.npz"):
         mc.load_model(path)
 
 
@@ -189,8 +189,8 @@ def test_every_writer_follows_the_umask(tmp_path, umask):
     previous = os.umask(umask)
     try:
         written = [
-            io.write_atomic(tmp_path / "plain.bin", lambda file: file.write(b"x")),
-            io.write_npz_atomic(tmp_path / "arrays.npz", {"format": np.array(io.FORMAT)}),
+            files.write_atomic(tmp_path / "plain.bin", lambda file: file.write(b"x")),
+            files.write_npz_atomic(tmp_path / "arrays.npz", {"format": np.array(files.FORMAT)}),
             plot_history({"loss": [1.0, 0.5]}, tmp_path / "curves.png"),
         ]
     finally:
@@ -203,6 +203,46 @@ def test_every_writer_follows_the_umask(tmp_path, umask):
 def test_a_text_file_is_not_a_model_file_and_gets_no_pickle_advice(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("these are not weights\n")
-    with pytest.raises(io.ModelFileError, match="notes.txt is not a minicnn model file") as error:
+    with pytest.raises(files.ModelFileError, match="notes.txt is not a minicnn model file") as error:
         mc.load_model(text)
     assert "pickle" not in str(error.value)
+
+
+def test_a_model_file_whose_config_says_linear_still_loads_as_identity(tmp_path):
+    """Files written before the identity layer was renamed (class "Linear") load, train and save on."""
+    model = mc.Sequential([layers.Identity(input_shape=(8, 8, 1)), *small_model().layers], seed=0)
+    model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
+    x, y = toy_data(16)
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    arrays = model.file_arrays()
+    config = files.decode_json(arrays["config"])
+    assert config["layers"][0]["class_name"] == "Identity"
+    config["layers"][0]["class_name"] = "Linear"  # as an older minicnn wrote it
+    arrays["config"] = files.encode_json(config)
+    path = files.write_npz_atomic(tmp_path / "old.npz", arrays)
+    loaded = mc.load_model(path)
+    assert type(loaded.layers[0]) is layers.Identity and loaded.layers[0].name == "identity"
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    loaded.fit(x, y, batch_size=8, epochs=2, initial_epoch=1, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=2, initial_epoch=1, verbose=0)
+    for expected, actual in zip(model.get_weights(), loaded.get_weights(), strict=True):
+        np.testing.assert_array_equal(actual, expected)
+
+
+def test_the_saving_functions_are_the_models_methods(tmp_path):
+    from minicnn import saving
+
+    x, y = toy_data(16)
+    model = small_model()
+    model.fit(x, y, batch_size=8, epochs=1, verbose=0)
+    by_function = saving.save_model(model, tmp_path / "function.npz")
+    by_method = model.save(tmp_path / "method.npz")
+    written = [files.read_npz(path) for path in (by_function, by_method)]
+    assert list(written[0]) == list(written[1])  # the same entries, in the same order
+    for key in written[0]:
+        np.testing.assert_array_equal(written[0][key], written[1][key], err_msg=key)
+    saving.save_weights(model, tmp_path / "weights.npz")
+    other = small_model(seed=9)
+    saving.load_weights(other, tmp_path / "weights.npz")
+    for expected, actual in zip(model.get_weights(), other.get_weights(), strict=True):
+        np.testing.assert_array_equal(actual, expected)
