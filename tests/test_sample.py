@@ -127,17 +127,3 @@ def test_missing_data_message_points_to_the_demo(tmp_path, monkeypatch, capsys):
     assert exit_info.value.code == 2
     message = capsys.readouterr().err
     assert message.startswith("error: no --data given") and "--demo" in message
-
-
-@pytest.mark.slow
-def test_the_readmes_first_example_runs_and_validates_on_both_classes(tmp_path, monkeypatch):
-    """The README's opening code block, run as it stands with one epoch instead of 60."""
-    monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
-    block = readme.split("```python\n", 1)[1].split("```", 1)[0]
-    assert block.count("epochs=60") == 1
-    namespace: dict = {}
-    exec(block.replace("epochs=60", "epochs=1"), namespace)  # noqa: S102 (our own README)
-    history, y, val_index = namespace["history"].history, namespace["y"], namespace["val_index"]
-    assert sorted(set(y[val_index].tolist())) == [0, 1] and len(val_index) == 10
-    assert set(history) >= {"loss", "accuracy", "val_loss", "val_accuracy"} and len(history["loss"]) == 1

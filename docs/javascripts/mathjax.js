@@ -1,6 +1,6 @@
 // MathJax settings for pymdownx.arithmatex (generic mode), as mkdocs-material documents them.
-// MathJax itself is loaded by the browser from a CDN (mkdocs.yml, extra_javascript);
-// building the site needs no network.
+// MathJax itself is served by the site (javascripts/mathjax/, copied from the installed
+// django-static-mathjax package by docs/hooks/offline_assets.py): it renders with no network.
 window.MathJax = {
   tex: {
     inlineMath: [["\\(", "\\)"]],
