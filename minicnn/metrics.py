@@ -1,4 +1,4 @@
-"""How good is a binary classifier? Accuracy, confusion matrix, ROC curve and AUC.
+"""How good is a classifier? Accuracy, confusion matrix, ROC curve and AUC: binary, then K classes.
 
 Every function takes host NumPy arrays (call ``backend.to_numpy`` on CuPy
 arrays first) and knows nothing of layers or models: labels and probabilities
@@ -18,6 +18,15 @@ Two rules hold throughout:
   negative sample in the test set is not "0 % of the negatives recognised":
   there were none to recognise. scikit-learn's default of 0.0 would hide that
   behind a number that looks like a real, terrible result.
+
+For K classes (a softmax output: ``y_prob`` of shape (N, K), row n the probabilities of
+sample n's classes) the functions at the end of this file take labels as class indices
+0..K-1 of shape (N,) or one-hot rows of shape (N, K) (Keras's ``sparse_categorical_*`` and
+``categorical_*`` conventions), predict the class of largest probability (argmax; a tie
+goes to the lower index, as NumPy's and Keras's argmax), and score each class against the
+rest (one-vs-rest). A macro average is the plain mean over the K classes, and is undefined
+(None) as soon as one class's value is: averaging only the defined ones would flatter a
+model that never predicts some class.
 """
 
 from __future__ import annotations
@@ -36,6 +45,15 @@ __all__ = [
     "roc_auc",
     "classification_report",
     "format_metric",
+    # K classes (softmax outputs): beside the binary functions above, which stay as they are
+    "as_class_indices",
+    "as_class_probabilities",
+    "categorical_accuracy",
+    "per_class_recall",
+    "per_class_precision",
+    "macro_average",
+    "roc_auc_one_vs_rest",
+    "multiclass_report",
 ]
 
 
@@ -425,3 +443,263 @@ def format_metric(value: float | None, digits: int = 4) -> str:
     ('0.9213', 'n/a')
     """
     return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+# ---------------------------------------------------------------------------
+# K classes
+# ---------------------------------------------------------------------------
+
+
+def as_class_probabilities(y_prob: Any, name: str = "y_prob") -> np.ndarray:
+    """Check a softmax output and return it as float64 (N, K).
+
+    Parameters
+    ----------
+    y_prob : array_like of shape (N, K), K >= 2
+        Row n: the probability of each class for sample n (each in [0, 1]; the rows of a
+        softmax sum to 1, which is not required here: any scores in [0, 1] rank the same way).
+    name : str
+        What to call the argument in error messages.
+
+    Returns
+    -------
+    numpy.ndarray of shape (N, K), float64
+
+    Raises
+    ------
+    ValueError
+        Not (N, K) with N >= 1 and K >= 2, NaN, or values outside [0, 1].
+    """
+    prob = np.asarray(y_prob, dtype=np.float64)
+    if prob.ndim != 2 or prob.shape[1] < 2 or prob.shape[0] == 0:
+        raise ValueError(f"{name} must have shape (N, K) with N >= 1 and K >= 2 classes, got {prob.shape}")
+    n_bad = int((np.isnan(prob) | (prob < 0.0) | (prob > 1.0)).sum())
+    if n_bad:
+        raise ValueError(f"{name} must be probabilities in [0, 1]; {n_bad} of {prob.size} values are NaN or outside")
+    return prob
+
+
+def as_class_indices(y_true: Any, num_classes: int, name: str = "y_true") -> np.ndarray:
+    """Integer labels (N,) or one-hot rows (N, K) -> class indices (N,) int64.
+
+    Parameters
+    ----------
+    y_true : array_like of shape (N,) or (N, K)
+        Class indices 0..K-1 (floats such as 2.0 are accepted), or one-hot rows (exactly one
+        1 per row, the rest 0).
+    num_classes : int
+        K.
+    name : str
+        What to call the argument in error messages.
+
+    Returns
+    -------
+    numpy.ndarray of shape (N,), int64
+
+    Raises
+    ------
+    ValueError
+        Another shape, an index outside 0..K-1 (NaN included), or a row that is not one-hot.
+
+    Examples
+    --------
+    >>> as_class_indices([2, 0, 1], 3).tolist(), as_class_indices([[0, 0, 1], [1, 0, 0]], 3).tolist()
+    ([2, 0, 1], [2, 0])
+    """
+    labels = np.asarray(y_true)
+    if labels.ndim == 2 and labels.shape[1] == num_classes and num_classes > 1:
+        one_hot = np.isin(labels, (0, 1)).all(axis=1) & (labels.sum(axis=1) == 1)
+        if not one_hot.all():
+            raise ValueError(
+                f"{name} of shape {labels.shape} must hold one-hot rows (one 1, the rest 0); "
+                f"{int((~one_hot).sum())} of {len(labels)} rows do not"
+            )
+        return labels.argmax(axis=1).astype(np.int64)
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1 or labels.size == 0:
+        raise ValueError(
+            f"{name} must be class indices of shape (N,) or one-hot rows of shape (N, {num_classes}), "
+            f"got {labels.shape}"
+        )
+    bad = ~np.isin(labels, np.arange(num_classes))  # NaN and 1.5 are in no class
+    if bad.any():
+        examples = np.unique(labels[bad])[:5].tolist()
+        raise ValueError(
+            f"{name} must hold class indices 0..{num_classes - 1}; {int(bad.sum())} of {len(labels)} "
+            f"values do not (e.g. {examples})"
+        )
+    return labels.astype(np.int64)
+
+
+def _classes_and_predictions(y_true: Any, y_prob: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(labels (N,), probabilities (N, K), predicted classes (N,)), checked against each other."""
+    prob = as_class_probabilities(y_prob)
+    labels = as_class_indices(y_true, prob.shape[1])
+    _check_same_length(labels, prob, "y_true", "y_prob")
+    return labels, prob, prob.argmax(axis=1)
+
+
+def categorical_accuracy(y_true: Any, y_prob: Any) -> float:
+    """Fraction of samples whose most probable class is the actual one.
+
+    Keras's ``categorical_accuracy`` (one-hot labels) and ``sparse_categorical_accuracy``
+    (integer labels) in one function: either form of ``y_true`` is accepted.
+
+    Parameters
+    ----------
+    y_true : array_like of shape (N,) or (N, K)
+        Class indices or one-hot rows.
+    y_prob : array_like of shape (N, K)
+        Class probabilities.
+
+    Returns
+    -------
+    float
+        In [0, 1].
+
+    Examples
+    --------
+    >>> categorical_accuracy([0, 2, 1], [[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
+    0.6666666666666666
+    """
+    labels, _, predicted = _classes_and_predictions(y_true, y_prob)
+    return float(np.mean(predicted == labels))
+
+
+def per_class_recall(matrix: Any) -> list[float | None]:
+    """Recall (sensitivity) of each class: matrix[k, k] / (row k's sum); None for a class with no sample.
+
+    Parameters
+    ----------
+    matrix : array_like of shape (K, K)
+        Counts, rows actual, columns predicted (:func:`confusion_matrix`).
+
+    Returns
+    -------
+    list of K float or None
+    """
+    counts = np.asarray(matrix)
+    return [_ratio(counts[k, k], counts[k].sum()) for k in range(len(counts))]
+
+
+def per_class_precision(matrix: Any) -> list[float | None]:
+    """Precision of each class: matrix[k, k] / (column k's sum); None for a class never predicted.
+
+    Parameters
+    ----------
+    matrix : array_like of shape (K, K)
+        Counts, rows actual, columns predicted.
+
+    Returns
+    -------
+    list of K float or None
+
+    Examples
+    --------
+    >>> m = [[5, 1, 0], [2, 3, 0], [1, 1, 0]]
+    >>> per_class_recall(m), per_class_precision(m)
+    ([0.8333333333333334, 0.6, 0.0], [0.625, 0.6, None])
+    """
+    counts = np.asarray(matrix)
+    return [_ratio(counts[k, k], counts[:, k].sum()) for k in range(len(counts))]
+
+
+def macro_average(values: Sequence[float | None]) -> float | None:
+    """The mean over the classes; None when any class's value is undefined (see the module docstring)."""
+    if any(value is None for value in values):
+        return None
+    return float(np.mean(values))
+
+
+def roc_auc_one_vs_rest(y_true: Any, y_prob: Any) -> list[float | None]:
+    """The AUC of each class against all the others, scored by that class's probability.
+
+    Parameters
+    ----------
+    y_true : array_like of shape (N,) or (N, K)
+        Class indices or one-hot rows.
+    y_prob : array_like of shape (N, K)
+        Class probabilities; column k is class k's score.
+
+    Returns
+    -------
+    list of K float or None
+        :func:`roc_auc` of "class k" vs "not k"; None for a class that is absent, or that is
+        every sample (one of the two rates would divide by zero).
+    """
+    labels, prob, _ = _classes_and_predictions(y_true, y_prob)
+    aucs: list[float | None] = []
+    for k in range(prob.shape[1]):
+        is_k = (labels == k).astype(np.int64)
+        aucs.append(roc_auc(is_k, prob[:, k]) if 0 < is_k.sum() < len(is_k) else None)
+    return aucs
+
+
+def multiclass_report(y_true: Any, y_prob: Any, class_names: Sequence[str]) -> dict[str, Any]:
+    """The K-class counterpart of :func:`classification_report`: overall, per class, and macro.
+
+    Parameters
+    ----------
+    y_true : array_like of shape (N,) or (N, K)
+        Class indices or one-hot rows.
+    y_prob : array_like of shape (N, K)
+        Class probabilities (a softmax output); the prediction is the argmax.
+    class_names : sequence of K str
+        The name of class 0, 1, ..., K-1.
+
+    Returns
+    -------
+    dict
+        Plain Python numbers, so ``json.dumps`` works:
+
+        * ``accuracy``; ``n_test``: N;
+        * ``per_class``: {name: {"recall", "precision", "f1", "roc_auc", "support"}} with
+          f1 = 2 TP / (2 TP + FP + FN) of that class (None when the class is neither present
+          nor predicted), roc_auc one-vs-rest, support the number of samples of the class;
+        * ``macro_recall``, ``macro_precision``, ``macro_f1``, ``macro_roc_auc``: the means
+          over the classes (None when a class's value is undefined);
+        * ``confusion_matrix``: {"labels", "rows": "actual", "columns": "predicted", "matrix"},
+          K x K, as in :func:`classification_report`.
+
+    Examples
+    --------
+    >>> y_prob = [[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.5, 0.1, 0.4]]
+    >>> report = multiclass_report([0, 1, 2, 2], y_prob, ["A", "B", "C"])
+    >>> report["accuracy"], report["per_class"]["C"]["recall"], report["confusion_matrix"]["matrix"]
+    (0.75, 0.5, [[1, 0, 0], [0, 1, 0], [1, 0, 1]])
+    """
+    labels, prob, predicted = _classes_and_predictions(y_true, y_prob)
+    n_classes = prob.shape[1]
+    if isinstance(class_names, str) or len(class_names) != n_classes:
+        shown = list(class_names) if not isinstance(class_names, str) else class_names
+        raise ValueError(f"class_names must name the {n_classes} classes of y_prob, got {shown!r}")
+    matrix = confusion_matrix(labels, predicted, labels=range(n_classes))
+    recall, precision = per_class_recall(matrix), per_class_precision(matrix)
+    # f1 = 2 TP / (2 TP + FN + FP) of class k: row k holds TP + FN, column k holds TP + FP
+    f1 = [_ratio(2 * matrix[k, k], matrix[k].sum() + matrix[:, k].sum()) for k in range(n_classes)]
+    aucs = roc_auc_one_vs_rest(labels, prob)
+    return {
+        "accuracy": _ratio(np.trace(matrix), matrix.sum()),
+        "per_class": {
+            str(name): {
+                "recall": recall[k],
+                "precision": precision[k],
+                "f1": f1[k],
+                "roc_auc": aucs[k],
+                "support": int(matrix[k].sum()),
+            }
+            for k, name in enumerate(class_names)
+        },
+        "macro_recall": macro_average(recall),
+        "macro_precision": macro_average(precision),
+        "macro_f1": macro_average(f1),
+        "macro_roc_auc": macro_average(aucs),
+        "confusion_matrix": {
+            "labels": [str(name) for name in class_names],
+            "rows": "actual",
+            "columns": "predicted",
+            "matrix": matrix.tolist(),
+        },
+        "n_test": int(len(labels)),
+    }

@@ -1,4 +1,4 @@
-"""Pictures of a trained classifier: training curves, confusion matrix, ROC, predictions.
+"""Pictures of a trained classifier: training curves, confusion matrix, ROC, predictions (2 or K classes).
 
 Each function draws one PNG file from host NumPy arrays and returns its path.
 
@@ -27,9 +27,24 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from minicnn.files import write_atomic
-from minicnn.metrics import as_labels, as_probabilities, roc_auc, roc_curve
+from minicnn.metrics import (
+    as_class_indices,
+    as_class_probabilities,
+    as_labels,
+    as_probabilities,
+    roc_auc,
+    roc_curve,
+)
 
-__all__ = ["plot_history", "plot_confusion_matrix", "plot_roc", "plot_prediction_grid"]
+__all__ = [
+    "plot_history",
+    "plot_confusion_matrix",
+    "plot_roc",
+    "plot_prediction_grid",
+    # K classes (softmax outputs); plot_confusion_matrix draws K x K as it is
+    "plot_roc_one_vs_rest",
+    "plot_class_prediction_grid",
+]
 
 # The colours of a correct and a wrong prediction in the grid.
 _CORRECT_COLOUR = "black"
@@ -215,6 +230,63 @@ def plot_roc(
     return _save_figure(figure, path)
 
 
+def plot_roc_one_vs_rest(
+    y_true: Any,
+    y_prob: Any,
+    path: str | os.PathLike,
+    class_names: Sequence[str],
+    title: str = "ROC, each class against the rest",
+) -> Path:
+    """One ROC curve per class (that class positive, all others negative), with each AUC in the legend.
+
+    Parameters
+    ----------
+    y_true : array_like of shape (N,) or (N, K)
+        Class indices or one-hot rows.
+    y_prob : array_like of shape (N, K)
+        Class probabilities; class k's curve is scored by column k.
+    path : str or os.PathLike
+        Where to write the PNG.
+    class_names : sequence of K str
+        The name of class 0, 1, ..., K-1.
+    title : str
+        Shown above the curves.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``. A class absent from ``y_true`` (or that is every sample) has no curve; the
+        legend says so.
+    """
+    prob = as_class_probabilities(y_prob)
+    labels = as_class_indices(y_true, prob.shape[1])
+    if len(class_names) != prob.shape[1]:
+        raise ValueError(f"class_names must name the {prob.shape[1]} classes of y_prob, got {list(class_names)}")
+    if len(labels) != len(prob):
+        raise ValueError(f"y_true has {len(labels)} values but y_prob has {len(prob)} rows")
+
+    figure = _new_figure(5.5, 5.5)
+    axes = figure.subplots()
+    for k, name in enumerate(class_names):
+        is_k = (labels == k).astype(np.int64)
+        if not 0 < is_k.sum() < len(is_k):
+            axes.plot([], [], linestyle="none", label=f"{name}: no curve (one class only)")
+            continue
+        fpr, tpr, _ = roc_curve(is_k, prob[:, k])
+        axes.plot(fpr, tpr, linewidth=2, label=f"{name} (AUC = {roc_auc(is_k, prob[:, k]):.3f})")
+    axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="Chance (AUC = 0.5)")
+    axes.set_xlim(0, 1)
+    axes.set_ylim(0, 1.01)
+    axes.set_aspect("equal")
+    axes.set_xlabel("False positive rate (1 - specificity)")
+    axes.set_ylabel("True positive rate (sensitivity)")
+    axes.set_title(title)
+    axes.legend(loc="lower right")
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    return _save_figure(figure, path)
+
+
 # ---------------------------------------------------------------------------
 # Prediction grid
 # ---------------------------------------------------------------------------
@@ -274,11 +346,78 @@ def plot_prediction_grid(
         raise ValueError(f"columns and max_images must be at least 1, got {columns} and {max_images}")
 
     count = min(len(pictures), max_images)
+    predicted = (prob > threshold).astype(np.int64)
+    titles = [f"{class_names[labels[i]]} / {class_names[predicted[i]]} ({prob[i]:.2f})" for i in range(count)]
+    wrong = [bool(labels[i] != predicted[i]) for i in range(count)]
+    suptitle = "actual / predicted (probability of Normal); red = wrong"
+    return _draw_grid(pictures[:count], titles, wrong, suptitle, path, columns)
+
+
+def plot_class_prediction_grid(
+    images: Any,
+    y_true: Any,
+    y_prob: Any,
+    path: str | os.PathLike,
+    class_names: Sequence[str],
+    columns: int = 4,
+    max_images: int = 16,
+) -> Path:
+    """The first images with their actual and predicted class out of K; mistakes titled in red.
+
+    Each title reads ``"actual / predicted (p)"``, for example ``"viral / bacterial (0.61)"``,
+    where the prediction is the most probable class (argmax) and ``p`` its probability.
+
+    Parameters
+    ----------
+    images : array_like of shape (N, H, W) or (N, H, W, 1)
+        Grayscale images, shown as in :func:`plot_prediction_grid`.
+    y_true : array_like of shape (N,) or (N, K)
+        Class indices or one-hot rows.
+    y_prob : array_like of shape (N, K)
+        Class probabilities (a softmax output).
+    path : str or os.PathLike
+        Where to write the PNG.
+    class_names : sequence of K str
+        The name of class 0, 1, ..., K-1.
+    columns : int
+        Images per row (fewer if there are fewer images).
+    max_images : int
+        Show at most this many, taken from the start.
+
+    Returns
+    -------
+    pathlib.Path
+        ``path``.
+    """
+    pictures = _as_grayscale_batch(images)
+    prob = as_class_probabilities(y_prob)
+    labels = as_class_indices(y_true, prob.shape[1])
+    if len(class_names) != prob.shape[1]:
+        raise ValueError(f"class_names must name the {prob.shape[1]} classes of y_prob, got {list(class_names)}")
+    if not len(pictures) == len(labels) == len(prob):
+        raise ValueError(
+            f"images, y_true and y_prob must have the same length, got {len(pictures)}, {len(labels)} and {len(prob)}"
+        )
+    if columns < 1 or max_images < 1:
+        raise ValueError(f"columns and max_images must be at least 1, got {columns} and {max_images}")
+    count = min(len(pictures), max_images)
+    predicted = prob.argmax(axis=1)
+    titles = [
+        f"{class_names[labels[i]]} / {class_names[predicted[i]]} ({prob[i, predicted[i]]:.2f})" for i in range(count)
+    ]
+    wrong = [bool(labels[i] != predicted[i]) for i in range(count)]
+    suptitle = "actual / predicted (its probability); red = wrong"
+    return _draw_grid(pictures[:count], titles, wrong, suptitle, path, columns)
+
+
+def _draw_grid(
+    pictures: np.ndarray, titles: list[str], wrong: list[bool], suptitle: str, path: str | os.PathLike, columns: int
+) -> Path:
+    """Images (n, H, W) in a grid of ``columns``, each under its title (red when ``wrong``)."""
+    count = len(pictures)
     n_columns = min(columns, count)
     n_rows = math.ceil(count / n_columns)
-    value_range = _display_range(pictures[:count])
-    predicted = (prob > threshold).astype(np.int64)
-
+    value_range = _display_range(pictures)
     figure = _new_figure(2.6 * n_columns, 2.9 * n_rows)
     grid = figure.subplots(n_rows, n_columns, squeeze=False)
     for index, axes in enumerate(grid.flat):
@@ -286,15 +425,8 @@ def plot_prediction_grid(
         if index >= count:
             continue
         axes.imshow(pictures[index], cmap="gray", vmin=value_range[0], vmax=value_range[1])
-        actual_name = class_names[labels[index]]
-        predicted_name = class_names[predicted[index]]
-        wrong = labels[index] != predicted[index]
-        axes.set_title(
-            f"{actual_name} / {predicted_name} ({prob[index]:.2f})",
-            fontsize=10,
-            color=_WRONG_COLOUR if wrong else _CORRECT_COLOUR,
-        )
-    figure.suptitle("actual / predicted (probability of Normal); red = wrong", fontsize=11)
+        axes.set_title(titles[index], fontsize=10, color=_WRONG_COLOUR if wrong[index] else _CORRECT_COLOUR)
+    figure.suptitle(suptitle, fontsize=11)
     figure.tight_layout()
     return _save_figure(figure, path)
 

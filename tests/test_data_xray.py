@@ -405,3 +405,83 @@ def test_stratified_split_with_fraction_0_has_no_validation():
 def test_stratified_split_refuses_a_bad_fraction(fraction):
     with pytest.raises(ValueError, match="validation_fraction"):
         stratified_split(np.array([0, 1]), fraction)
+
+
+# ----------------------------------------------------------------------------
+# Three classes: Normal, bacterial, viral
+# ----------------------------------------------------------------------------
+
+
+def test_three_classes_are_numbered_normal_bacterial_viral():
+    assert xray.THREE_CLASS_NAMES == {0: "Normal", 1: "bacterial", 2: "viral"}
+
+
+@pytest.mark.parametrize("split, counts", [("train", [24, 12, 12]), ("test", [12, 6, 6])])
+def test_the_bundled_sample_loads_with_three_classes_from_the_csv(xray_mini_dir, split, counts):
+    data = load(xray_mini_dir, split, classes=3)
+    assert np.bincount(data.labels).tolist() == counts and data.problems == []
+    assert data.class_names == ("Normal", "bacterial", "viral")
+    kinds = data.frame["Label_1_Virus_category"].fillna("none").str.lower()
+    expected = kinds.map({"none": 0, "bacteria": 1, "virus": 2}).to_numpy()
+    np.testing.assert_array_equal(data.labels, expected)
+    # the same images as with two classes, in the same order: only the labels differ
+    two = load(xray_mini_dir, split)
+    np.testing.assert_array_equal(data.images, two.images)
+    np.testing.assert_array_equal(data.labels == 0, two.labels == 1)  # Normal is 0 here, 1 there
+    assert two.class_names == ("Pneumonia", "Normal")
+
+
+def test_kermany_file_names_give_the_kind_of_pneumonia(kermany_dir):
+    frame = read_metadata(kermany_dir, "train", classes=3)
+    for name, label in zip(frame["file"], frame["label"], strict=True):
+        expected = 0 if name.startswith("NORMAL/") else 1 if "_bacteria_" in name else 2
+        assert label == expected, name
+    assert set(frame["label_name"]) <= {"Normal", "bacterial", "viral"}
+
+
+def test_a_pneumonia_of_neither_kind_is_skipped_and_named_with_three_classes_only(mini_copy):
+    """Like CoronaHack's two "Stress-Smoking" ARDS X-rays: Pneumonia with two classes, skipped with three."""
+    table = pd.read_csv(mini_copy / xray.METADATA_FILE, dtype=str)
+    pneumonia = table.index[(table["Label"] == "Pnemonia") & (table["Dataset_type"] == "TRAIN")]
+    table.loc[pneumonia[0], "Label_1_Virus_category"] = "Stress-Smoking"
+    table.loc[pneumonia[1], "Label_1_Virus_category"] = None
+    table.to_csv(mini_copy / xray.METADATA_FILE, index=False)
+    names = table.loc[pneumonia[:2], "X_ray_image_name"].tolist()
+    two = load(mini_copy, "train")
+    assert len(two) == 48 and two.problems == []
+    log = Log()
+    three = load(mini_copy, "train", classes=3, log=log)
+    assert len(three) == 46 and not set(names) & set(three.frame["file"])
+    assert three.problems == [
+        f"{names[0]}: a pneumonia of category 'Stress-Smoking', neither bacterial nor viral; skipped (classes=3)",
+        f"{names[1]}: a pneumonia of category none, neither bacterial nor viral; skipped (classes=3)",
+    ]
+    assert log[-1] == "train: kept 46 images; skipped 2 (2 neither bacterial nor viral)"
+
+
+def test_the_limit_keeps_all_three_classes(xray_mini_dir):
+    data = load(xray_mini_dir, "train", classes=3, limit=8)
+    assert np.bincount(data.labels).tolist() == [4, 2, 2]
+
+
+@pytest.mark.parametrize("classes", [1, 4, True, 3.0, "3", None])
+def test_classes_must_be_the_int_2_or_3(xray_mini_dir, classes):
+    message = r"classes must be 2 \(Normal, Pneumonia\) or 3 \(Normal, bacterial, viral\), got "
+    with pytest.raises(ValueError, match="load_split: " + message):
+        load(xray_mini_dir, "train", classes=classes)
+    with pytest.raises(ValueError, match="read_metadata: " + message):
+        read_metadata(xray_mini_dir, "train", classes=classes)
+
+
+def test_the_full_coronahack_metadata_has_two_stress_smoking_rows_and_these_are_the_only_ones_skipped():
+    """On the machine's full data, when it is there (the suite does not need it)."""
+    folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "coronahack"
+    if not (folder / xray.METADATA_FILE).is_file():
+        pytest.skip(f"no CoronaHack data at {folder}")
+    frame = read_metadata(folder, "train", classes=3)
+    skipped = frame[frame["label"] == xray.NO_KIND]
+    assert skipped["Label_1_Virus_category"].tolist() == ["Stress-Smoking", "Stress-Smoking"]
+    assert (frame["label"] == 0).sum() == 1342 and (frame["label"] == 1).sum() == 2535
+    assert (frame["label"] == 2).sum() == 1404  # Virus 1,345 + COVID-19 55 + SARS 4
+    test = read_metadata(folder, "test", classes=3)
+    assert np.bincount(test["label"]).tolist() == [234, 242, 148]

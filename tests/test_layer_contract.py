@@ -43,6 +43,11 @@ def every_layer_kind() -> list[tuple[str, layers.Layer, tuple[int, ...]]]:
         ("relu", layers.ReLU(), (4, 3)),
         ("sigmoid", layers.Sigmoid(), (4, 3)),
         ("identity", layers.Identity(), (4,)),
+        ("batch-normalization-images", layers.BatchNormalization(), (3, 3, 2)),
+        ("batch-normalization-vectors", layers.BatchNormalization(center=False), (5,)),
+        ("average-pooling", layers.AveragePooling2D(2), (5, 5, 2)),
+        ("average-pooling-overlapping", layers.AveragePooling2D(3, strides=1), (5, 4, 2)),
+        ("global-average-pooling", layers.GlobalAveragePooling2D(), (3, 4, 2)),
     ]
 
 

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from minicnn import metrics  # the K-class functions, beside the binary ones imported by name
 from minicnn.metrics import (
     binary_accuracy,
     classification_report,
@@ -351,3 +352,101 @@ def test_other_functions_reject_bad_inputs():
         classification_report([0, 1], [0.1, 0.9], threshold=1.5)
     with pytest.raises(ValueError, match="positive_label"):
         roc_auc([0, 1], [0.1, 0.9], positive_label=2)
+
+
+# ---------------------------------------------------------------------------
+# K classes
+# ---------------------------------------------------------------------------
+
+# Worked on paper: 3 classes, 8 samples. Predictions (argmax): 0, 0, 1, 1, 0, 2, 2, 0.
+K_LABELS = [0, 0, 1, 1, 1, 2, 2, 2]
+K_PROB = [
+    [0.7, 0.2, 0.1],
+    [0.5, 0.3, 0.2],
+    [0.2, 0.6, 0.2],
+    [0.1, 0.8, 0.1],
+    [0.4, 0.35, 0.25],
+    [0.1, 0.2, 0.7],
+    [0.2, 0.3, 0.5],
+    [0.6, 0.1, 0.3],
+]
+
+
+def test_the_k_class_report_worked_on_paper():
+    report = metrics.multiclass_report(K_LABELS, K_PROB, ["Normal", "bacterial", "viral"])
+    assert report["confusion_matrix"]["matrix"] == [[2, 0, 0], [1, 2, 0], [1, 0, 2]]
+    assert report["accuracy"] == 6 / 8
+    normal, bacterial, viral = (report["per_class"][name] for name in ("Normal", "bacterial", "viral"))
+    assert (normal["recall"], normal["precision"], normal["support"]) == (1.0, 0.5, 2)
+    assert (bacterial["recall"], bacterial["precision"]) == (2 / 3, 1.0)
+    assert (viral["recall"], viral["precision"]) == (2 / 3, 1.0)
+    assert normal["f1"] == pytest.approx(2 * 2 / (2 * 2 + 2 + 0))
+    assert report["macro_recall"] == pytest.approx((1 + 2 / 3 + 2 / 3) / 3)
+    assert report["macro_precision"] == pytest.approx((0.5 + 1 + 1) / 3)
+    # one-vs-rest AUC of viral: its scores 0.7, 0.5, 0.3 against 0.1, 0.2, 0.2, 0.1, 0.25: the 0.3 ranks
+    # above all five negatives too, so every pair is right
+    assert viral["roc_auc"] == 1.0
+    # Normal: positives 0.7, 0.5 against 0.2, 0.1, 0.4, 0.1, 0.2, 0.6: 0.7 beats 6, 0.5 beats 5 of 6
+    assert normal["roc_auc"] == pytest.approx(11 / 12)
+    json.dumps(report)  # plain Python numbers
+
+
+@settings(max_examples=60)
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(1, 30),
+    k=st.integers(2, 5),
+)
+def test_k_class_metrics_agree_with_the_binary_ones_and_with_loops(seed, n, k):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, k, n)
+    prob = rng.dirichlet(np.ones(k), n)
+    predicted = prob.argmax(axis=1)
+    matrix = confusion_matrix(labels, predicted, labels=range(k))
+    for a in range(k):  # the matrix, counted with a loop
+        for b in range(k):
+            assert matrix[a, b] == sum(1 for t, p in zip(labels, predicted, strict=True) if (t, p) == (a, b))
+    one_hot = np.eye(k)[labels]
+    assert metrics.categorical_accuracy(labels, prob) == metrics.categorical_accuracy(one_hot, prob)
+    assert metrics.categorical_accuracy(labels, prob) == np.mean(labels == predicted)
+    aucs = metrics.roc_auc_one_vs_rest(one_hot, prob)
+    for c in range(k):
+        present = 0 < (labels == c).sum() < n
+        assert (aucs[c] is None) == (not present)
+        if present:  # one-vs-rest is the binary AUC of "class c" against the rest
+            assert aucs[c] == pytest.approx(pairwise_auc((labels == c).astype(int), prob[:, c]))
+    recall = metrics.per_class_recall(matrix)
+    assert all((r is None) == (c not in labels) for c, r in enumerate(recall))
+    if k == 2:  # two classes: recall of class 1 is the binary sensitivity with 1 positive
+        report = classification_report(labels, prob[:, 1], threshold=0.5, positive_label=1)
+        if not np.any(prob[:, 1] == 0.5):  # argmax and p > 0.5 differ only on an exact tie
+            assert report["sensitivity"] == recall[1]
+
+
+def test_a_macro_average_is_undefined_when_a_class_s_value_is():
+    """Class 2 is never predicted: its precision is undefined, so the macro precision is too, not a flattering mean."""
+    report = metrics.multiclass_report([0, 1, 2], [[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.6, 0.3, 0.1]], ["a", "b", "c"])
+    assert report["per_class"]["c"]["precision"] is None and report["macro_precision"] is None
+    assert report["per_class"]["c"]["recall"] == 0.0 and report["macro_recall"] == pytest.approx(2 / 3)
+    assert metrics.macro_average([0.5, 1.0]) == 0.75 and metrics.macro_average([0.5, None]) is None
+
+
+@pytest.mark.parametrize(
+    "y_true, y_prob, message",
+    [
+        ([0, 3], [[0.5, 0.5], [0.5, 0.5]], r"y_true must hold class indices 0..1; 1 of 2 values do not \(e.g. \[3\]\)"),
+        ([0, 1.5], [[0.5, 0.5], [0.5, 0.5]], r"class indices 0..1; 1 of 2 values do not \(e.g. \[1.5\]\)"),
+        ([[1, 1], [0, 1]], [[0.5, 0.5], [0.5, 0.5]], r"must hold one-hot rows \(one 1, the rest 0\); 1 of 2 rows"),
+        ([0, 1], [0.2, 0.8], r"y_prob must have shape \(N, K\) with N >= 1 and K >= 2 classes, got \(2,\)"),
+        ([0, 1], [[0.2, 1.8], [0.5, 0.5]], r"y_prob must be probabilities in \[0, 1\]; 1 of 4 values"),
+        ([0, 1, 1], [[0.2, 0.8], [0.5, 0.5]], "y_true has 3 values but y_prob has 2"),
+    ],
+)
+def test_k_class_functions_reject_bad_inputs(y_true, y_prob, message):
+    with pytest.raises(ValueError, match=message):
+        metrics.categorical_accuracy(y_true, y_prob)
+
+
+def test_the_report_needs_one_name_per_class():
+    with pytest.raises(ValueError, match=r"class_names must name the 3 classes of y_prob, got \['a', 'b'\]"):
+        metrics.multiclass_report(K_LABELS, K_PROB, ["a", "b"])

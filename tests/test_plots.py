@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from minicnn.plots import plot_confusion_matrix, plot_history, plot_prediction_grid, plot_roc
+from minicnn.plots import (
+    plot_class_prediction_grid,
+    plot_confusion_matrix,
+    plot_history,
+    plot_prediction_grid,
+    plot_roc,
+    plot_roc_one_vs_rest,
+)
 
 
 def open_png(path):
@@ -99,3 +106,43 @@ def test_plots_leave_the_pyplot_backend_alone(tmp_path):
     before = matplotlib.get_backend()
     plot_confusion_matrix([[1, 2], [3, 4]], ["a", "b"], tmp_path / "cm.png")
     assert matplotlib.get_backend() == before
+
+
+# ---- K classes --------------------------------------------------------------------------------
+
+THREE_CLASSES = ["Normal", "bacterial", "viral"]
+
+
+def three_class_predictions(count, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = np.arange(count) % 3
+    logits = rng.normal(size=(count, 3)) + 2 * np.eye(3)[labels]  # informative but imperfect
+    return labels, np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+
+
+def test_plot_confusion_matrix_draws_three_classes(tmp_path):
+    path = plot_confusion_matrix([[50, 3, 1], [4, 40, 9], [2, 11, 30]], THREE_CLASSES, tmp_path / "cm3.png")
+    width, height = open_png(path)
+    assert width > 300 and height > 300
+
+
+def test_plot_roc_one_vs_rest_draws_a_curve_per_class(tmp_path):
+    labels, prob = three_class_predictions(60)
+    path = plot_roc_one_vs_rest(labels, prob, tmp_path / "roc3.png", THREE_CLASSES)
+    assert min(open_png(path)) > 300
+    # one-hot labels, and a class absent from the labels (no curve, said in the legend) are fine too
+    present = labels < 2
+    path = plot_roc_one_vs_rest(np.eye(3)[labels[present]], prob[present], tmp_path / "roc2.png", THREE_CLASSES)
+    assert min(open_png(path)) > 300
+    with pytest.raises(ValueError, match="class_names must name the 3 classes"):
+        plot_roc_one_vs_rest(labels, prob, tmp_path / "bad.png", ["a", "b"])
+
+
+def test_plot_class_prediction_grid(tmp_path):
+    labels, prob = three_class_predictions(7)
+    path = plot_class_prediction_grid(make_images(7, "uint8"), labels, prob, tmp_path / "grid3.png", THREE_CLASSES)
+    width, height = open_png(path)
+    assert width > 600 and height > 300  # two rows of four
+    assert_no_temporary_files(tmp_path)
+    with pytest.raises(ValueError, match="same length"):
+        plot_class_prediction_grid(make_images(3, "uint8"), labels, prob, tmp_path / "g.png", THREE_CLASSES)

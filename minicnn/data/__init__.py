@@ -22,6 +22,7 @@ from minicnn.data.sample import sample_path
 # Names from minicnn.data.xray, imported on first use (PEP 562).
 XRAY_NAMES = (
     "CLASS_NAMES",
+    "THREE_CLASS_NAMES",
     "XrayDataset",
     "decode_image",
     "detect_layout",

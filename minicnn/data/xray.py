@@ -16,7 +16,20 @@ the original data) and ``Dataset_type`` is ``TRAIN`` or ``TEST``.
     data_dir/train/PNEUMONIA/*.jpeg
     data_dir/test/...
 
-As in the study, Normal is class 1 and Pneumonia is class 0.
+As in the study, Normal is class 1 and Pneumonia is class 0 (``classes=2``, the default).
+
+With ``classes=3`` the pneumonias are told apart, as the study's future work proposes
+([Normal, bacterial, viral]): Normal = 0, bacterial = 1, viral = 2 (:data:`THREE_CLASS_NAMES`).
+Why not keep Normal = 1: that number exists for the sigmoid, whose one output is P(Normal); a
+softmax has one output per class and no class is special, so the classes are numbered in the
+order the study names them, which also puts the two pneumonias side by side: rows and columns
+1-2 of the 3 x 3 confusion matrix are the bacterial-versus-viral block. The kind of pneumonia
+comes from CoronaHack's ``Label_1_Virus_category`` ("bacteria" or "Virus"; COVID-19 and SARS
+are Virus, Streptococcus is bacteria) or, in the Kermany layout, from the file name
+(``person…_bacteria_…``, ``person…_virus_…``). A pneumonia of neither kind is skipped, with
+a line in ``problems``: in CoronaHack those are the two ARDS X-rays of category
+"Stress-Smoking" (both in train), and any pneumonia without a category. With ``classes=2``
+they are Pneumonia, as before.
 
 Every image is decoded once, turned to grayscale and resized to a square, then
 kept in a cache file so that later runs start in a fraction of a second. A bad
@@ -59,6 +72,10 @@ from minicnn.files import write_atomic
 
 CLASS_NAMES = {0: "Pneumonia", 1: "Normal"}
 """The study's labels: 0 is Pneumonia, 1 is Normal (the model outputs P(Normal))."""
+THREE_CLASS_NAMES = {0: "Normal", 1: "bacterial", 2: "viral"}
+"""The labels with ``classes=3``: Normal, then the two kinds of pneumonia (see the module docstring)."""
+CLASSES = (2, 3)
+"""The values the ``classes`` argument of :func:`read_metadata` and :func:`load_split` accepts."""
 SPLITS = ("train", "test")
 
 METADATA_FILE = "Chest_xray_Corona_Metadata.csv"
@@ -69,6 +86,10 @@ CATEGORY_COLUMNS = ("Label_1_Virus_category", "Label_2_Virus_category")
 KERMANY_FOLDERS = {"NORMAL": "Normal", "PNEUMONIA": "Pneumonia"}
 FRAME_COLUMNS = ("file", "path", "label_name", "label", *CATEGORY_COLUMNS, "split")
 
+# Label_1_Virus_category (lower-cased) of a pneumonia -> its label with classes=3.
+_PNEUMONIA_KINDS = {"bacteria": 1, "virus": 2}
+NO_KIND = -2
+"""The ``label`` of a pneumonia that is neither bacterial nor viral, with ``classes=3`` (skipped by load_split)."""
 # CSV spellings (lower-cased) -> label name; "pnemonia" is the CoronaHack typo.
 _LABEL_NAMES = {"normal": "Normal", "pnemonia": "Pneumonia", "pneumonia": "Pneumonia"}
 _LABEL_NUMBERS = {"Normal": 1, "Pneumonia": 0}
@@ -92,7 +113,8 @@ class XrayDataset:
     images : numpy.ndarray of shape (N, S, S, 1), uint8
         Grayscale images, resized to S x S.
     labels : numpy.ndarray of shape (N,), uint8
-        1 = Normal, 0 = Pneumonia (see :data:`CLASS_NAMES`).
+        1 = Normal, 0 = Pneumonia (see :data:`CLASS_NAMES`); with ``classes=3``,
+        0 = Normal, 1 = bacterial, 2 = viral (:data:`THREE_CLASS_NAMES`).
     frame : pandas.DataFrame
         One row per kept image, in the same order as ``images`` (columns as in
         :func:`read_metadata`).
@@ -104,6 +126,8 @@ class XrayDataset:
     labels: np.ndarray
     frame: pd.DataFrame
     problems: list[str] = field(default_factory=list)
+    class_names: tuple[str, ...] = ("Pneumonia", "Normal")
+    """The name of label 0, 1, ...: CLASS_NAMES's, or THREE_CLASS_NAMES's with ``classes=3``."""
 
     def __len__(self) -> int:
         """The number of images."""
@@ -144,7 +168,7 @@ def detect_layout(data_dir: str | os.PathLike) -> str:
     raise ValueError(f"{folder} is not an X-ray data folder. {_LAYOUTS_HELP} Found: {shown or 'nothing'}.")
 
 
-def read_metadata(data_dir: str | os.PathLike, split: str) -> pd.DataFrame:
+def read_metadata(data_dir: str | os.PathLike, split: str, classes: int = 2) -> pd.DataFrame:
     """List the images of one split with their labels, without opening any image.
 
     Parameters
@@ -153,6 +177,8 @@ def read_metadata(data_dir: str | os.PathLike, split: str) -> pd.DataFrame:
         A folder in the CoronaHack or Kermany layout (see the module docstring).
     split : str, one of {"train", "test"}
         Which split to list.
+    classes : int, one of {2, 3}, default 2
+        2: Normal (1) or Pneumonia (0); 3: Normal (0), bacterial (1) or viral (2).
 
     Returns
     -------
@@ -162,8 +188,11 @@ def read_metadata(data_dir: str | os.PathLike, split: str) -> pd.DataFrame:
 
         - ``file``: path relative to the split folder (the bare file name for CoronaHack)
         - ``path``: full path as a string
-        - ``label_name``: "Normal" or "Pneumonia" (the raw value when unknown)
-        - ``label``: 1 = Normal, 0 = Pneumonia, -1 = unknown label value (int8)
+        - ``label_name``: "Normal" or "Pneumonia" (the raw value when unknown); with
+          ``classes=3`` "Normal", "bacterial" or "viral" ("Pneumonia" for one of neither kind)
+        - ``label``: 1 = Normal, 0 = Pneumonia, -1 = unknown label value (int8); with
+          ``classes=3`` 0 = Normal, 1 = bacterial, 2 = viral, -2 (:data:`NO_KIND`) = a
+          pneumonia of neither kind
         - ``Label_1_Virus_category``, ``Label_2_Virus_category``: e.g. "bacteria",
           "Virus", "COVID-19"; missing when not given (Kermany: guessed from the
           file name, which says "bacteria" or "virus")
@@ -174,20 +203,49 @@ def read_metadata(data_dir: str | os.PathLike, split: str) -> pd.DataFrame:
     Raises
     ------
     ValueError
-        Unknown split, or the CSV lacks a required column (the message names
-        the CSV and the missing columns).
+        Unknown split, ``classes`` not 2 or 3, or the CSV lacks a required column (the
+        message names the CSV and the missing columns).
     FileNotFoundError
         The split folder does not exist.
     """
     split = _check_split(split)
+    classes = check_classes("read_metadata", classes)
     folder = Path(data_dir)
     layout = detect_layout(folder)
     split_folder = folder / split
     if not split_folder.is_dir():
         raise FileNotFoundError(f"{layout} data in {folder} has no {split}/ folder")
     if layout == "coronahack":
-        return _read_coronahack_csv(folder / METADATA_FILE, split_folder, split)
-    return _list_kermany_folders(split_folder, split)
+        frame = _read_coronahack_csv(folder / METADATA_FILE, split_folder, split)
+    else:
+        frame = _list_kermany_folders(split_folder, split)
+    return _three_class_labels(frame) if classes == 3 else frame
+
+
+def check_classes(where: str, classes: object) -> int:
+    """``classes`` itself when it is the int 2 or 3; else an error naming ``where`` (True, 3.0, "3" are refused)."""
+    if type(classes) is not int or classes not in CLASSES:
+        raise ValueError(
+            f"{where}: classes must be 2 (Normal, Pneumonia) or 3 (Normal, bacterial, viral), got {classes!r}"
+        )
+    return classes
+
+
+def _three_class_labels(frame: pd.DataFrame) -> pd.DataFrame:
+    """Relabel a two-class frame: Normal -> 0, Pneumonia -> 1 (bacteria) or 2 (Virus) by Label_1_Virus_category.
+
+    A pneumonia of another category or of none (CoronaHack's two "Stress-Smoking" ARDS
+    rows) gets NO_KIND; an unknown label stays -1.
+    """
+    kinds = frame["Label_1_Virus_category"].fillna("").astype(str).str.strip().str.lower().map(_PNEUMONIA_KINDS)
+    pneumonia = frame["label_name"] == "Pneumonia"
+    labels = np.where(frame["label_name"] == "Normal", 0, -1)
+    labels = np.where(pneumonia, kinds.fillna(NO_KIND).to_numpy(), labels)
+    frame = frame.copy()
+    frame["label"] = labels.astype(np.int8)
+    names = frame["label"].map(THREE_CLASS_NAMES)
+    frame["label_name"] = names.fillna(frame["label_name"])
+    return frame
 
 
 def _check_split(split: str) -> str:
@@ -428,6 +486,7 @@ def load_split(
     cache_dir: str | os.PathLike | None | bool = None,
     progress: bool = True,
     log: Callable[[str], object] = print,
+    classes: int = 2,
 ) -> XrayDataset:
     """Load one split as arrays, decoding the images or reading them from the cache.
 
@@ -455,11 +514,15 @@ def load_split(
         Show a progress bar while decoding.
     log : callable
         Receives one string per problem and a one-line summary.
+    classes : int, one of {2, 3}, default 2
+        2: Normal (1) or Pneumonia (0), the study's labels; 3: Normal (0), bacterial (1) or
+        viral (2), a pneumonia of neither kind skipped (see the module docstring).
 
     Returns
     -------
     XrayDataset
-        ``images`` (N, S, S, 1) uint8, ``labels`` (N,) uint8, ``frame`` and ``problems``.
+        ``images`` (N, S, S, 1) uint8, ``labels`` (N,) uint8, ``frame``, ``problems`` and
+        ``class_names``.
 
     Raises
     ------
@@ -470,6 +533,7 @@ def load_split(
         is out of range. Problems with single files never raise: they are recorded instead.
     """
     image_size = check_whole_number("load_split", "image_size", image_size, 1)
+    classes = check_classes("load_split", classes)
     if limit is not None:
         limit = check_whole_number("load_split", "limit", limit, 0)
     if not callable(log):
@@ -477,7 +541,7 @@ def load_split(
     if not isinstance(data_dir, (str, os.PathLike)):
         raise TypeError(f"load_split: data_dir must be a str or a path, got {data_dir!r}")
     layout = detect_layout(data_dir)
-    frame = read_metadata(data_dir, split)
+    frame = read_metadata(data_dir, split, classes)
     split = _check_split(split)
     problems: list[tuple[str, str]] = []  # (kind, line); kinds are counted in the summary
 
@@ -503,6 +567,7 @@ def load_split(
         labels=frame["label"].to_numpy(dtype=np.uint8),
         frame=frame,
         problems=[line for _, line in problems],
+        class_names=tuple((THREE_CLASS_NAMES if classes == 3 else CLASS_NAMES).values()),
     )
 
 
@@ -544,11 +609,16 @@ def _drop_unusable_rows(
     keep = np.ones(len(frame), dtype=bool)
     file_stats = []
     seen = set()
-    for row, (file, path, label, label_name) in enumerate(
-        zip(frame["file"], frame["path"], frame["label"], frame["label_name"], strict=True)
+    kinds = frame["Label_1_Virus_category"]
+    for row, (file, path, label, label_name, kind) in enumerate(
+        zip(frame["file"], frame["path"], frame["label"], frame["label_name"], kinds, strict=True)
     ):
         shown = shown_name(file) if file else f"(row {row} of the list has no file name)"
-        if label < 0:
+        if label == NO_KIND:
+            kind = "none" if pd.isna(kind) or not str(kind).strip() else repr(kind)
+            line = f"{shown}: a pneumonia of category {kind}, neither bacterial nor viral; skipped (classes=3)"
+            problems.append(("neither bacterial nor viral", line))
+        elif label < 0:
             problems.append(("unknown label", f"{shown}: unknown label {label_name!r}; skipped"))
         elif file in seen:
             problems.append(("duplicate", f"{shown}: listed more than once; kept the first"))

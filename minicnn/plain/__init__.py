@@ -21,6 +21,8 @@ its own.
 - ``losses.py``: binary_cross_entropy_forward/backward, the same from logits, and
   sigmoid_binary_cross_entropy_backward (p - y)
 - ``optimizers.py``: sgd (momentum), adam (Keras's form)
+- ``normalization.py``: batch_norm_forward/backward_train and _inference, moving_average
+- ``average_pooling.py``: average_pool_forward/backward, global_average_pool_forward/backward
 
 Examples
 --------
@@ -37,6 +39,12 @@ array([[1., 0., 1.]])
 """
 
 from minicnn.plain.activations import relu_backward, relu_forward, sigmoid, sigmoid_backward, sigmoid_forward
+from minicnn.plain.average_pooling import (
+    average_pool_backward,
+    average_pool_forward,
+    global_average_pool_backward,
+    global_average_pool_forward,
+)
 from minicnn.plain.conv import (
     col2im,
     conv2d_backward_im2col,
@@ -57,10 +65,26 @@ from minicnn.plain.losses import (
     binary_cross_entropy_logits_forward,
     sigmoid_binary_cross_entropy_backward,
 )
+from minicnn.plain.normalization import (
+    batch_norm_backward_inference,
+    batch_norm_backward_train,
+    batch_norm_forward_inference,
+    batch_norm_forward_train,
+    moving_average,
+)
 from minicnn.plain.optimizers import adam, sgd
 from minicnn.plain.pooling import max_pool_backward, max_pool_forward
 
 __all__ = [
+    "average_pool_backward",
+    "average_pool_forward",
+    "batch_norm_backward_inference",
+    "batch_norm_backward_train",
+    "batch_norm_forward_inference",
+    "batch_norm_forward_train",
+    "global_average_pool_backward",
+    "global_average_pool_forward",
+    "moving_average",
     "EPSILON",
     "adam",
     "binary_cross_entropy_backward",
