@@ -41,7 +41,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "benchmarks"))
 
-import bench_study_model  # noqa: E402  (the same model and batch as the main benchmark)
+from study_bench.common import make_batch, time_calls  # noqa: E402  (the same batch as the main benchmark)
+from study_bench.minicnn_timing import build_minicnn_model  # noqa: E402  (and the same model)
 
 from minicnn import backend  # noqa: E402
 from minicnn.im2col import col2im_matmul  # noqa: E402
@@ -51,7 +52,7 @@ from minicnn.layers.base import model_owns_memory  # noqa: E402
 
 def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
     """Median wall time of ``fn()`` over ``repeats`` calls after one untimed call, waiting for the GPU."""
-    return statistics.median(bench_study_model.time_calls(fn, 1, repeats, backend.synchronize))
+    return statistics.median(time_calls(fn, 1, repeats, backend.synchronize))
 
 
 def conv_layer_parts(layer_and_pool: list[Any], x: Any, first: bool, repeats: int) -> dict[str, Any]:
@@ -134,8 +135,8 @@ def einsum_sum(dz: Any) -> Any:
 
 def training_step_variants(args: argparse.Namespace) -> list[dict[str, Any]]:
     """The study's train_on_batch with conv.py's two backend-dependent choices switched one at a time."""
-    x, y = bench_study_model.make_batch(args.batch_size, args.image_size)
-    model = bench_study_model.build_minicnn_model(args.image_size)
+    x, y = make_batch(args.batch_size, args.image_size)
+    model = build_minicnn_model(args.image_size)
     own_workspace, own_sum = conv.workspace_limit, conv.Conv2D.sum_over_pixels
     variants = [
         ("workspace 32 MiB, bias by einsum (the CPU's choices)", lambda: conv.WORKSPACE_BYTES, einsum_sum),
@@ -194,8 +195,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     backend.set_backend(args.backend)
-    x, _ = bench_study_model.make_batch(args.batch_size, args.image_size)
-    model = bench_study_model.build_minicnn_model(args.image_size)
+    x, _ = make_batch(args.batch_size, args.image_size)
+    model = build_minicnn_model(args.image_size)
     parts = [
         conv_layer_parts(layer_and_pool, layer_input, first, args.repeats)
         for layer_and_pool, layer_input, first in layer_inputs(model, backend.to_device(x))

@@ -3,11 +3,12 @@
 # outside the checkout, a queue worked through in the background and resumed after every stop.
 #
 #   bash examples/long_run.sh setup COMMIT [--keras]  # freeze COMMIT: git archive + its own venv(s)
-#   bash examples/long_run.sh add NAME FRAMEWORK IMAGE_SIZE EPOCHS SEED [SPLIT_FROM]
+#   bash examples/long_run.sh add NAME FRAMEWORK IMAGE_SIZE EPOCHS SEED [SPLIT_FROM] [-- TRAIN_OPTIONS...]
 #                                                     # queue a run of the study's recipe
 #   bash examples/long_run.sh start    # work through the queue in the background, resuming each run
 #   bash examples/long_run.sh pause    # Ctrl-C to the run in progress: it saves, the worker stops
 #   bash examples/long_run.sh status   # every queued run: state, epochs done, the last epoch's figures
+#   bash examples/long_run.sh command NAME  # the command a queued run gets, one word a line
 #
 # setup makes RUNS_DIR/code-COMMIT (the files of COMMIT) and RUNS_DIR/venv-COMMIT (minicnn
 # installed from them, not editable, so a run never imports the live checkout); --keras adds
@@ -19,6 +20,14 @@
 # (benchmarks/keras_study.py); every run records the test split after each epoch
 # (--record-test-each-epoch: for the record only). SPLIT_FROM names another queued run whose
 # split.csv this one trains on (the Keras twin of a minicnn run with the same seed).
+#
+# TRAIN_OPTIONS, after "--", are more options of examples/train_xray.py for a minicnn run, given
+# on every start and resume of it: --classes 3, --optimizer rmsprop, --learning-rate X,
+# --batch-size N, --val-split X, --class-weight balanced, --threshold P, --no-augment, --limit N,
+# --backend cupy (one word each, "--classes 3" not "--classes=3"). They are recorded in
+# run-settings.json ("train_options"; the settings they change with them) and, when the frozen
+# venv is there, checked by the frozen train_xray.py itself before the run is queued. A keras
+# run takes none. A run-settings.json without "train_options" (written before they existed) has none.
 #
 # Each run folder gets stretches.jsonl: one line per start and stop of its process (time,
 # commit, the imported minicnn's file, CPU, versions), which examples/study_results.py reads.
@@ -35,9 +44,15 @@ WORKER_PID="$RUNS_DIR/worker.pid"
 KERAS_PACKAGES=(tensorflow-cpu keras)
 
 usage() {
-  sed -n '5,10p' "$SELF" | sed 's/^# *//' >&2
+  sed -n '5,11p' "$SELF" | sed 's/^# *//' >&2
   exit 2
 }
+
+# The options of train_xray.py that add accepts after "--": those that take a value, then the flags.
+# The others are the launcher's own (--data, --out, --image-size, --epochs, --seed, --resume, ...).
+TRAIN_OPTIONS_WITH_VALUE=(--classes --optimizer --learning-rate --batch-size --val-split --class-weight --threshold
+  --limit --backend)
+TRAIN_FLAGS=(--no-augment)
 
 fail() {
   echo "error: $*" >&2
@@ -73,13 +88,23 @@ make_venv() {  # make_venv FOLDER COMMIT [PACKAGES...]: made under another name,
   mv "$venv.partial" "$venv"  # only bin/python is used later, which works from the new name
 }
 
-add() {
-  local name="$1" framework="$2" size="$3" epochs="$4" seed="$5" split_from="${6:-}" commit run
+add() {  # add NAME FRAMEWORK IMAGE_SIZE EPOCHS SEED [SPLIT_FROM] [-- TRAIN_OPTIONS...]
+  local name="$1" framework="$2" size="$3" epochs="$4" seed="$5" split_from="" commit run venv_python settings
+  shift 5
+  if [ $# -gt 0 ] && [ "$1" != -- ]; then split_from="$1"; shift; fi
+  if [ $# -gt 0 ]; then
+    [ "$1" = -- ] || fail "add $name: after SPLIT_FROM comes -- and the train options, got $1"
+    shift
+  fi
+  local -a options=("$@")
   [[ "$name" =~ ^[A-Za-z0-9][A-Za-z0-9._-]*$ ]] || fail "add $name: a run name is letters, digits, . _ -"
   [[ "$framework" =~ ^(minicnn|keras)$ ]] || fail "add $name: FRAMEWORK $framework: allowed: minicnn, keras"
   for number in "$size" "$epochs" "$seed"; do
     [[ "$number" =~ ^[0-9]+$ ]] || fail "add $name: IMAGE_SIZE, EPOCHS and SEED are whole numbers, got $number"
   done
+  [ ${#options[@]} -eq 0 ] || [ "$framework" = minicnn ] ||
+    fail "add $name: train options (${options[*]}) are for a minicnn run; benchmarks/keras_study.py takes none here"
+  check_train_options "$name" "${options[@]}"
   [ -f "$RUNS_DIR/frozen-last" ] || fail "no frozen code in $RUNS_DIR; run: bash examples/long_run.sh setup COMMIT"
   commit="$(cat "$RUNS_DIR/frozen-last")"
   [ "$framework" = minicnn ] || [ -d "$RUNS_DIR/venv-keras-$commit" ] ||
@@ -89,21 +114,100 @@ add() {
   fi
   run="$RUNS_DIR/$name"
   [ ! -e "$run" ] || fail "add $name: $run exists already (a run keeps its folder; choose another name)"
+  if [ ${#options[@]} -gt 0 ] && alive "$WORKER_PID" && ! grep -q train_options "$RUNS_DIR/worker.sh"; then
+    fail "add $name: the worker running now (pid $(cat "$WORKER_PID")) is an older copy of this script that" \
+      "would run $name without its train options; pause it (bash examples/long_run.sh pause), add, then start"
+  fi
+  # The frozen train_xray.py checks the options itself (an option that commit lacks, a wrong value):
+  # better now than when the queue reaches the run, hours later.
+  venv_python="$RUNS_DIR/venv-$commit/bin/python"
+  if [ "$framework" = minicnn ] && [ -x "$venv_python" ]; then
+    local -a split_option=()
+    [ -z "$split_from" ] || split_option=(--split-file "$RUNS_DIR/$split_from/split.csv")
+    # -I: not the current folder first on sys.path, which could be a checkout's minicnn instead of the frozen one
+    "$venv_python" -I -c 'import sys; from minicnn.cli.train_xray import parse_args; parse_args(sys.argv[1:])' \
+      --image-size "$size" --epochs "$epochs" --seed "$seed" --record-test-each-epoch "${split_option[@]}" \
+      "${options[@]}" ||
+      fail "add $name: the train options were refused by the frozen train_xray.py of $commit (the line above)"
+  fi
+  settings="$(settings_json "$name" "$framework" "$commit" "$size" "$epochs" "$seed" "$split_from" "${options[@]}")"
+  [ -z "$split_from" ] || check_split_classes "$name" "$RUNS_DIR/$split_from" <<< "$settings"
   mkdir -p "$run"
-  cat > "$run/run-settings.json" <<EOF
-{"name": "$name", "framework": "$framework", "commit": "$commit",
- "image_size": $size, "epochs": $epochs, "seed": $seed, "batch_size": 32, "learning_rate": 0.0001,
- "val_split": 0.2, "augment": true, "backend": "numpy", "class_weight": null, "threshold": 0.5,
- "record_test_each_epoch": true, "split_from": $([ -n "$split_from" ] && echo "\"$split_from\"" || echo null),
- "data": "$DATA", "environment": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "-1"}}
-EOF
+  echo "$settings" > "$run/run-settings.json"
   echo "$name" >> "$QUEUE"
-  echo "queued $name: $framework, ${size}x$size, $epochs epochs, seed $seed, code $commit"
+  echo "queued $name: $framework, ${size}x$size, $epochs epochs, seed $seed, code $commit${options[*]:+, ${options[*]}}"
 }
 
-setting() {  # setting RUN KEY: one value of the run's run-settings.json ("" for null)
-  python3 -c 'import json, sys; value = json.load(open(sys.argv[1]))[sys.argv[2]]; print("" if value is None else value)' \
-    "$1/run-settings.json" "$2"
+check_train_options() {  # check_train_options NAME OPTIONS...: only those add accepts, one word each, a value each
+  local name="$1" option
+  shift
+  while [ $# -gt 0 ]; do
+    option="$1"
+    shift
+    [[ "$option" != --*=* ]] || fail "add $name: write ${option%%=*} ${option#*=}, not $option"
+    if printf '%s\n' "${TRAIN_FLAGS[@]}" | grep -qx -- "$option"; then continue; fi
+    printf '%s\n' "${TRAIN_OPTIONS_WITH_VALUE[@]}" | grep -qx -- "$option" ||
+      fail "add $name: train option $option: allowed: ${TRAIN_OPTIONS_WITH_VALUE[*]} ${TRAIN_FLAGS[*]}" \
+        "(the launcher gives --data, --out, --image-size, --epochs, --seed, --split-file, --resume itself)"
+    [ $# -gt 0 ] && [[ "$1" != --* ]] || fail "add $name: train option $option needs a value"
+    [[ "$1" =~ ^[A-Za-z0-9._+-]+$ ]] || fail "add $name: $option $1: a value is letters, digits, . _ + -"
+    shift
+  done
+}
+
+settings_json() {  # settings_json NAME FRAMEWORK COMMIT SIZE EPOCHS SEED SPLIT_FROM [OPTIONS...]: run-settings.json
+  DATA="$DATA" python3 - "$@" <<'EOF'
+import json, os, sys
+
+name, framework, commit, size, epochs, seed, split_from, *options = sys.argv[1:]
+settings = {"name": name, "framework": framework, "commit": commit, "image_size": int(size), "epochs": int(epochs),
+            "seed": int(seed), "batch_size": 32, "learning_rate": 0.0001, "val_split": 0.2, "augment": True,
+            "backend": "numpy", "class_weight": None, "threshold": 0.5, "record_test_each_epoch": True,
+            "split_from": split_from or None, "data": os.environ["DATA"],
+            "environment": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "-1"},
+            "classes": 2, "optimizer": "adam", "limit": None, "train_options": options}
+# The settings the train options change, so that run-settings.json says what the run does.
+words = iter(options)
+for option in words:
+    key = option[2:].replace("-", "_")
+    if option == "--no-augment":
+        settings["augment"] = False
+        continue
+    value = next(words)
+    try:
+        if key in ("classes", "batch_size", "limit"):
+            value = int(value)
+        elif key in ("learning_rate", "val_split", "threshold"):
+            value = float(value)
+    except ValueError:
+        print(f"error: add {name}: {option} {value}: not a number", file=sys.stderr)
+        sys.exit(2)
+    settings[key] = value
+if settings["classes"] != 2:
+    settings["threshold"] = None  # the prediction is the most probable class
+print(json.dumps(settings, indent=1))
+EOF
+}
+
+check_split_classes() {  # check_split_classes NAME SOURCE_RUN < settings: its split.csv must fit (same --classes)
+  NAME="$1" SOURCE="$2" python3 -c '
+import json, os, sys
+name, source = os.environ["NAME"], os.environ["SOURCE"]
+wanted = json.load(sys.stdin)["classes"]
+found = json.load(open(os.path.join(source, "run-settings.json"))).get("classes", 2)
+if found != wanted:
+    print(f"error: add {name}: SPLIT_FROM {os.path.basename(source)} has --classes {found}, this run "
+          f"--classes {wanted}: its split.csv cannot fit", file=sys.stderr)
+    sys.exit(2)
+'
+}
+
+setting() {  # setting RUN KEY: one value of the run's run-settings.json ("" for null or absent; a list one a line)
+  python3 -c '
+import json, sys
+value = json.load(open(sys.argv[1])).get(sys.argv[2])
+print("\n".join(value) if isinstance(value, list) else "" if value is None else value)
+' "$1/run-settings.json" "$2"
 }
 
 command_of() {  # the run's command, one word a line (--resume is added when a checkpoint exists)
@@ -118,6 +222,7 @@ command_of() {  # the run's command, one word a line (--resume is added when a c
   printf '%s\n' --data "$(setting "$run" data)" --out "$run" --image-size "$(setting "$run" image_size)" \
     --epochs "$(setting "$run" epochs)" --seed "$(setting "$run" seed)" --record-test-each-epoch
   [ -z "$split_from" ] || printf '%s\n' --split-file "$RUNS_DIR/$split_from/split.csv"
+  setting "$run" train_options | sed '/^$/d'  # none in a run-settings.json written before train_options existed
 }
 
 run_one() {  # run_one NAME: train (or resume) in the foreground; the exit status of the run
@@ -239,10 +344,15 @@ status() {
 
 case "${1:-}" in
   setup) [ $# -eq 2 ] || [ $# -eq 3 ] || usage; setup "$2" "${3:-}" ;;
-  add) [ $# -eq 6 ] || [ $# -eq 7 ] || usage; add "$2" "$3" "$4" "$5" "$6" "${7:-}" ;;
+  add) [ $# -ge 6 ] || usage; shift; add "$@" ;;
   start) start ;;
   worker) worker ;;
   pause) pause ;;
   status) status ;;
+  command)
+    [ $# -eq 2 ] || usage
+    [ -f "$RUNS_DIR/$2/run-settings.json" ] || fail "command $2: no run $RUNS_DIR/$2"
+    command_of "$RUNS_DIR/$2"
+    ;;
   *) usage ;;
 esac

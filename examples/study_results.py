@@ -22,6 +22,13 @@ figures of a run (``curves.png``, ``confusion_matrix.png``, ``roc.png``, ``predi
 ``test_predictions.csv``: P(Normal) of every test image under both sets of weights, so
 that any further figure about the test split can be recomputed without the weights, and
 ``validation_metrics.json``: the same figures on the held-out training images.
+
+A run of ``--classes 3`` (Normal 0, bacterial 1, viral 2) is published with its K-class
+figures: metrics.json as train_xray.py writes it (3 x 3 confusion matrix, per-class and macro
+figures, the bacterial-versus-viral block), the one-vs-rest ROC curves, and three probabilities a
+row in test_predictions.csv. The number of classes and the optimiser (Adam, or RMSprop for a run
+of ``--optimizer rmsprop``) are read from the checkpoint itself and recorded in run.json's
+``recipe``.
 """
 
 from __future__ import annotations
@@ -40,17 +47,19 @@ import numpy as np
 import minicnn as mc
 from minicnn.cli.command_line import OneLineErrorParser, fail
 from minicnn.cli.train_xray import (
+    CLASS_SCHEMES,
     HistoryFile,
+    classes_of,
     draw_curves,
     evaluate_on_test,
     load_data,
-    predict_normal,
-    write_test_predictions,
+    predict_outputs,
+    read_split_file,
+    test_report,
     write_text,
 )
-from minicnn.data.xray import CLASS_NAMES, XrayDataset, stratified_split
+from minicnn.data.xray import XrayDataset, stratified_split
 from minicnn.files import ModelFileError
-from minicnn.metrics import classification_report
 from minicnn.plots import plot_confusion_matrix, plot_roc
 
 
@@ -95,6 +104,19 @@ def read_stretches(path: Path) -> list[dict[str, Any]]:
     return stretches
 
 
+def recipe(model: mc.Sequential) -> dict[str, Any]:
+    """run.json's "recipe", read from the checkpoint: the classes and their integers, the loss, the optimiser."""
+    classes = classes_of(model)
+    compiled = model.get_compile_config() or {}
+    return {
+        "classes": classes,
+        "class_names": {str(label): name for label, name in CLASS_SCHEMES[classes].items()},
+        "output": "sigmoid: P(Normal)" if classes == 2 else f"softmax: {classes} class probabilities",
+        "loss": compiled.get("loss"),
+        "optimizer": compiled.get("optimizer"),
+    }
+
+
 def run_record(
     args: argparse.Namespace,
     model: mc.Sequential,
@@ -102,12 +124,13 @@ def run_record(
     settings: dict[str, Any],
     split: tuple[np.ndarray, np.ndarray],
 ) -> dict[str, Any]:
-    """run.json: settings, frozen commit, stretches, versions, image counts and training time."""
+    """run.json: settings, recipe, frozen commit, stretches, versions, image counts and training time."""
     commits = sorted({stretch["commit"] for stretch in stretches})
     train_index, val_index = split
     total = sum(stretch["seconds"] for stretch in stretches)
     return {
         "settings": settings,
+        "recipe": recipe(model),
         "commit": commits[0] if len(commits) == 1 else commits,
         "evaluated_by": {"commit": checkout_commit(), "minicnn_file": mc.__file__},
         "stretches": stretches,
@@ -150,13 +173,14 @@ def write_validation_metrics(
 
     The run chose nothing on the test split, so the validation images are the only place to see
     how the same weights do on images drawn like their training images. The accuracy here must
-    equal history.csv's val_accuracy of the weights' epoch: the same images, weights and threshold.
+    equal history.csv's val_accuracy of the weights' epoch: the same images, weights and threshold
+    (or, with 3 classes, the argmax).
     """
     images, labels = train.images[val_index], train.labels[val_index]  # (V, S, S, 1) uint8, (V,)
     sections = {}
     for name, weights in (("final", model), ("best", best)):
-        probability = predict_normal(weights, images, settings["batch_size"])
-        report = classification_report(labels, probability, threshold=settings["threshold"])
+        outputs = predict_outputs(weights, images, settings["batch_size"])  # (V,) P(Normal), or (V, 3)
+        report = test_report(labels, outputs, threshold_of(settings, weights), train.class_names)
         sections[name] = {"epoch": weights.completed_epochs, **report}
     write_text(path, json.dumps({"images": "the validation split of run.json", **sections}, indent=2) + "\n")
 
@@ -223,6 +247,18 @@ def publish_keras_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def threshold_of(settings: dict[str, Any], model: mc.Sequential) -> float | None:
+    """The run's threshold on P(Normal); None for a K-class run, whose prediction is the argmax."""
+    return settings.get("threshold", 0.5) if classes_of(model) == 2 else None
+
+
+def read_split(args: argparse.Namespace, train: XrayDataset, settings: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """The run's (train_index, val_index): its split.csv when it trained on another run's, else drawn from its seed."""
+    if settings.get("split_from"):  # it trained on SPLIT_FROM's split.csv, and wrote it again as its own
+        return read_split_file(args.run / "split.csv", train.frame["file"].tolist(), train.labels)
+    return stratified_split(train.labels, settings["val_split"], seed=settings["seed"])
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if (args.run / "keras_run.json").is_file():
@@ -238,18 +274,22 @@ def main(argv: list[str] | None = None) -> int:
     if model.completed_epochs < settings["epochs"] and not args.allow_unfinished:
         fail(f"--run {args.run}: {model.completed_epochs} of {settings['epochs']} epochs done; resume it first")
     stretches = read_stretches(args.run / "stretches.jsonl")
-    train = load_data(args.data, "train", argparse.Namespace(image_size=model.input_shape[0], limit=None))
-    split = stratified_split(train.labels, settings["val_split"], seed=settings["seed"])
+    classes = classes_of(model)
+    if settings.get("classes", 2) != classes:
+        fail(f"--run {args.run}: run-settings.json says --classes {settings['classes']}, the checkpoint has {classes}")
+    images = argparse.Namespace(image_size=model.input_shape[0], limit=None, classes=classes)
+    train = load_data(args.data, "train", images)
+    split = read_split(args, train, settings)
     record = run_record(args, model, stretches, settings, split)
 
     args.out.mkdir(parents=True, exist_ok=True)
     history = model.history.history
     HistoryFile(args.out / "history.csv", history, model.completed_epochs)  # writes it
     draw_curves(history, args.out)
-    test = load_data(args.data, "test", argparse.Namespace(image_size=model.input_shape[0], limit=None))
+    test = load_data(args.data, "test", images)
     record["images"]["test"] = len(test.labels)
     evaluation = argparse.Namespace(
-        out=args.out, batch_size=settings["batch_size"], threshold=settings["threshold"], seed=settings["seed"]
+        out=args.out, batch_size=settings["batch_size"], threshold=threshold_of(settings, model), seed=settings["seed"]
     )
     run = {
         "partial": model.completed_epochs < settings["epochs"],
@@ -258,17 +298,16 @@ def main(argv: list[str] | None = None) -> int:
         "time_budget_s": None,
         "stopped_in_epoch": None,
     }
+    # metrics.json, the figures and test_predictions.csv (both sets of weights: best.npz is there)
     metrics = evaluate_on_test(model, test, evaluation, run, history, best_path=args.run / "best.npz")
     write_text(args.out / "run.json", json.dumps(record, indent=2) + "\n")
     best = mc.load_model(args.run / "best.npz")
-    final, from_best = (predict_normal(weights, test.images, settings["batch_size"]) for weights in (model, best))
-    write_test_predictions(args.out / "test_predictions.csv", test, final, from_best)
     write_validation_metrics(args.out / "validation_metrics.json", train, split[1], model, best, settings)
     if (args.run / "test_history.csv").is_file():  # --record-test-each-epoch: for the record only
         write_text(args.out / "test_history.csv", (args.run / "test_history.csv").read_text())
     print(
         f"{args.out}: accuracy {metrics['accuracy']:.4f} on {metrics['n_test']} test images "
-        f"({' / '.join(CLASS_NAMES.values())}), final weights after {model.completed_epochs} epochs"
+        f"({' / '.join(test.class_names)}), final weights after {model.completed_epochs} epochs"
     )
     return 0
 

@@ -2,6 +2,8 @@
 
     python examples/train_xray.py --demo                                        # the bundled sample
     python examples/train_xray.py --data path/to/coronahack --out runs/study    # the study
+    python examples/train_xray.py --demo --classes 3                           # Normal / bacterial / viral
+    python examples/train_xray.py --demo --optimizer rmsprop                    # RMSprop instead of Adam
     python examples/train_xray.py --help                                        # every option
 
 The code lives in the package, :mod:`minicnn.cli.train_xray`, so that an installed minicnn runs

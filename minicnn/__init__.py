@@ -17,6 +17,7 @@ from types import ModuleType
 
 from minicnn import backend, callbacks, files, layers, losses, optimizers
 from minicnn.backend import set_backend
+from minicnn.layers import Input
 from minicnn.model import Sequential
 from minicnn.parallel import set_threads
 from minicnn.saving import load_model
@@ -25,6 +26,7 @@ from minicnn.training import TrainingDivergedError
 __version__ = "0.1.0"
 
 __all__ = [
+    "Input",
     "Sequential",
     "TrainingDivergedError",
     "load_model",

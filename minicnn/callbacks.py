@@ -221,6 +221,7 @@ class ModelCheckpoint(Callback):
         where = "ModelCheckpoint"
         if not isinstance(filepath, (str, os.PathLike)):
             raise TypeError(f"{where}: filepath must be a str or a path, got {checks.describe(filepath)}")
+        files.check_model_path(where, filepath)  # a Keras name is refused now, not after the first epoch
         self.filepath = str(filepath)
         self.save_best_only = checks.check_bool(where, "save_best_only", save_best_only)
         self.save_weights_only = checks.check_bool(where, "save_weights_only", save_weights_only)

@@ -306,9 +306,16 @@ def check_binary_labels(where: str, name: str, labels: Any, whole: bool) -> None
     if outside.any():
         found = np.unique(values[outside])
         shown = ", ".join(f"{value:g}" for value in found[:10]) + (" ..." if found.size > 10 else "")
+        classes = found[np.isfinite(found)]
+        hint = (
+            "; for more than two classes, end the model with Dense(K, activation='softmax') and compile with "
+            "loss='sparse_categorical_crossentropy'"
+            if classes.size and np.all((classes >= 0) & (classes == np.round(classes)))
+            else ""
+        )
         raise ValueError(
             f"{where}: {name} must hold labels in [0, 1] for binary cross-entropy; found {shown} "
-            f"({int(outside.sum())} of {values.size} labels)"
+            f"({int(outside.sum())} of {values.size} labels){hint}"
         )
     if whole:
         soft = (values != 0) & (values != 1)
@@ -316,6 +323,102 @@ def check_binary_labels(where: str, name: str, labels: Any, whole: bool) -> None
             raise ValueError(
                 f"{where}: {name} holds {int(soft.sum())} labels between 0 and 1 (e.g. {values[soft][0]:g}), but "
                 "metrics=['accuracy'] needs labels 0 and 1; compile without the metric to train on soft labels"
+            )
+
+
+def check_class_index_labels(where: str, name: str, labels: Any, samples: int | None, num_classes: int) -> None:
+    """Sparse labels: one class index per sample, shape (N,) or (N, 1), whole numbers in [0, num_classes).
+
+    The labels of ``sparse_categorical_crossentropy``: 2 (or 2.0) means the third class. A
+    fractional or out-of-range value would silently pick no class (an all-zero one-hot row), so
+    it is refused, naming the values found.
+
+    Parameters
+    ----------
+    where, name : str
+        The entry point and the argument, for the message.
+    labels : ndarray
+        Host or backend array of labels.
+    samples : int or None
+        N, when known (the number of images).
+    num_classes : int
+        K, the model's outputs per sample.
+    """
+    shape = tuple(labels.shape)
+    if len(shape) not in (1, 2) or (len(shape) == 2 and shape[1] != 1):
+        hint = "; one-hot rows need loss='categorical_crossentropy'" if shape[1:] == (num_classes,) else ""
+        raise ValueError(
+            f"{where}: {name} must hold one class index per sample, shape (N,) or (N, 1), for sparse categorical "
+            f"cross-entropy, got {shape}{hint}"
+        )
+    if samples is not None and shape[0] != samples:
+        raise ValueError(f"{where}: x has {samples} samples but {name} has {shape[0]}; give one label per sample")
+    values = np.asarray(backend.to_numpy(labels), dtype=np.float64).reshape(-1)
+    bad = ~((values >= 0) & (values < num_classes) & (values == np.round(values)))  # also true for NaN
+    if bad.any():
+        found = np.unique(values[bad])
+        shown = ", ".join(f"{value:g}" for value in found[:10]) + (" ..." if found.size > 10 else "")
+        raise ValueError(
+            f"{where}: {name} must hold integer class indices in [0, {num_classes}) for sparse categorical "
+            f"cross-entropy (the model has {num_classes} outputs); found {shown} ({int(bad.sum())} of "
+            f"{values.size} labels)"
+        )
+
+
+def check_one_hot_labels(
+    where: str, name: str, labels: Any, samples: int | None, num_classes: int, whole: bool
+) -> None:
+    """Categorical labels: one row of ``num_classes`` values in [0, 1] per sample, each row summing to 1.
+
+    The labels of ``categorical_crossentropy``: one-hot rows, or soft rows (label smoothing);
+    with ``whole`` (the accuracy metric), exactly one-hot.
+
+    Parameters
+    ----------
+    where, name : str
+        The entry point and the argument, for the message.
+    labels : ndarray
+        Host or backend array of labels, shape (N, num_classes).
+    samples : int or None
+        N, when known.
+    num_classes : int
+        K, the model's outputs per sample.
+    whole : bool
+        Require rows of 0s and one 1.
+    """
+    shape = tuple(labels.shape)
+    if len(shape) != 2 or shape[1] != num_classes:
+        hint = (
+            "; integer labels need loss='sparse_categorical_crossentropy'"
+            if len(shape) == 1 or shape[1:] == (1,)
+            else ""
+        )
+        raise ValueError(
+            f"{where}: {name} must hold one-hot rows of shape (N, {num_classes}) for categorical cross-entropy "
+            f"(the model has {num_classes} outputs), got {shape}{hint}"
+        )
+    if samples is not None and shape[0] != samples:
+        raise ValueError(f"{where}: x has {samples} samples but {name} has {shape[0]}; give one label per sample")
+    values = np.asarray(backend.to_numpy(labels), dtype=np.float64)
+    outside = ~((values >= 0) & (values <= 1))  # also true for NaN
+    if outside.any():
+        raise ValueError(
+            f"{where}: {name} must hold values in [0, 1] (one-hot rows) for categorical cross-entropy; "
+            f"found {values[outside][0]:g} ({int(outside.sum())} of {values.size} values)"
+        )
+    off = np.abs(values.sum(axis=1) - 1) > 1e-3
+    if off.any():
+        raise ValueError(
+            f"{where}: every row of {name} must sum to 1 (one-hot rows) for categorical cross-entropy; "
+            f"{int(off.sum())} of {len(values)} rows do not (e.g. row {int(np.argmax(off))} sums to "
+            f"{values.sum(axis=1)[off][0]:g})"
+        )
+    if whole:
+        soft = ~np.isin(values, (0, 1)).all(axis=1)
+        if soft.any():
+            raise ValueError(
+                f"{where}: {name} holds {int(soft.sum())} rows that are not one-hot (e.g. row {int(np.argmax(soft))}), "
+                "but metrics=['accuracy'] needs one-hot rows; compile without the metric to train on soft labels"
             )
 
 
@@ -331,8 +434,10 @@ def check_verbose(where: str, value: Any) -> int | str:
     raise ValueError(f"{where}: verbose must be one of 'auto', 0, 1, 2, got {describe(value)}")
 
 
-def check_class_weight(where: str, value: Any, allow_balanced: bool = True) -> dict[int, float] | str | None:
-    """A class_weight as {label: weight} (or "balanced"): labels 0 and 1, weights finite and >= 0.
+def check_class_weight(
+    where: str, value: Any, allow_balanced: bool = True, num_classes: int = 2
+) -> dict[int, float] | str | None:
+    """A class_weight as {label: weight} (or "balanced"): labels 0 .. num_classes-1, weights finite and >= 0.
 
     Parameters
     ----------
@@ -342,6 +447,8 @@ def check_class_weight(where: str, value: Any, allow_balanced: bool = True) -> d
         None, a dict such as {0: 1.0, 1: 3.0}, or "balanced" (where ``allow_balanced``).
     allow_balanced : bool, default True
         Whether "balanced" is allowed.
+    num_classes : int, default 2
+        How many classes the labels have (2: binary, 0 Pneumonia and 1 Normal; K for a softmax model).
 
     Returns
     -------
@@ -353,7 +460,7 @@ def check_class_weight(where: str, value: Any, allow_balanced: bool = True) -> d
     TypeError
         Neither a dict nor "balanced", or a weight that is not a number.
     ValueError
-        A label other than 0 and 1, a negative or non-finite weight, or only zero weights.
+        A label outside 0 .. num_classes-1, a negative or non-finite weight, or only zero weights.
     """
     allowed = "a dict such as {0: 1.0, 1: 3.0}" + (" or 'balanced'" if allow_balanced else "")
     if value is None or (allow_balanced and value == "balanced"):
@@ -364,9 +471,14 @@ def check_class_weight(where: str, value: Any, allow_balanced: bool = True) -> d
         raise TypeError(f"{where}: class_weight must be {allowed}, got {describe(value)}")
     weights = {}
     for label, weight in value.items():
-        if not (is_whole_number(label) and label in (0, 1)):
+        if not (is_whole_number(label) and 0 <= label < num_classes):
+            if num_classes == 2:
+                raise ValueError(
+                    f"{where}: class_weight has the label {label!r}, but binary labels are 0 (Pneumonia) and 1 (Normal)"
+                )
             raise ValueError(
-                f"{where}: class_weight has the label {label!r}, but binary labels are 0 (Pneumonia) and 1 (Normal)"
+                f"{where}: class_weight has the label {label!r}, but the model's {num_classes} classes are "
+                f"0 .. {num_classes - 1}"
             )
         weights[int(label)] = check_number(where, f"class_weight[{label}]", weight, 0.0)
     if weights and not any(weights.values()):

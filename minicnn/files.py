@@ -66,6 +66,35 @@ def decode_json(array: np.ndarray) -> Any:
     return json.loads(str(array))
 
 
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+"""File name endings of Keras's own formats (``.weights.h5`` ends in ``.h5``); minicnn writes none of them."""
+
+
+def check_model_path(where: str, path: str | os.PathLike) -> None:
+    """Refuse a model file name that promises a Keras file, before anything is written.
+
+    minicnn's model files are ``.npz`` archives (see the module docstring); a file called
+    ``model.keras`` or ``model.h5`` would look like one that Keras can open, and it cannot.
+
+    Raises
+    ------
+    TypeError
+        ``path`` is not a str or os.PathLike.
+    ValueError
+        ``path`` ends in .keras, .h5 or .hdf5 (any case).
+    """
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{where}: path must be a str or os.PathLike, got {type(path).__name__}")
+    name = Path(path).name
+    suffix = next((suffix for suffix in KERAS_SUFFIXES if name.lower().endswith(suffix)), None)
+    if suffix is not None:
+        stem = name[: -len(".weights.h5")] if name.lower().endswith(".weights.h5") else name[: -len(suffix)]
+        raise ValueError(
+            f"{where}: {str(path)!r} ends in {suffix}, a Keras format; minicnn writes its own .npz format, "
+            f"which Keras cannot read: use a name such as {stem + '.npz'!r}"
+        )
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[BinaryIO], Any]) -> Path:
     """Call ``write(file)`` on a temporary file, then rename it over ``path``; return ``path``.
 
@@ -141,6 +170,13 @@ def check_entry_sizes(path: Path) -> None:
                 )
 
 
+def keras_hint(path: Path) -> str:
+    """'; it looks like a Keras file, ...' for a name ending in a Keras suffix, else ''."""
+    if path.name.lower().endswith(KERAS_SUFFIXES):
+        return "; its name says Keras format, which minicnn does not read (minicnn reads the .npz files it writes)"
+    return ""
+
+
 def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read a minicnn ``.npz`` into a dict, with an error that names the file when it is not one.
 
@@ -169,7 +205,7 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not starts_like_a_zip:
         # np.load would try other formats and end with advice about allow_pickle, which
         # is the wrong advice for a text file or an image given by mistake.
-        raise ModelFileError(f"{path} is not a minicnn model file (not an .npz archive)")
+        raise ModelFileError(f"{path} is not a minicnn model file (not an .npz archive){keras_hint(path)}")
     try:
         check_entry_sizes(path)
         with np.load(path, allow_pickle=False) as archive:
@@ -180,5 +216,7 @@ def read_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
         raise ModelFileError(f"{path} is not a readable .npz file (corrupt or truncated?): {error}") from error
     if "format" not in arrays or str(arrays["format"]) != FORMAT:
         found = str(arrays["format"]) if "format" in arrays else "no 'format' entry"
-        raise ModelFileError(f"{path} is not a minicnn model file (expected format {FORMAT!r}, found {found})")
+        raise ModelFileError(
+            f"{path} is not a minicnn model file (expected format {FORMAT!r}, found {found}){keras_hint(path)}"
+        )
     return arrays

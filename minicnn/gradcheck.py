@@ -147,7 +147,7 @@ def check_layer(layer: Any, x: Any, training: bool = False, seed: int = 0, step:
     report = GradientReport()
     report.errors["input"] = relative_error(analytic["input"], numerical_gradient(loss, x, step))
     for name, value in layer.params.items():
-        if name in getattr(layer, "non_trainable_params", ()):  # no gradient: BatchNormalization's moving statistics
+        if name in layer.non_trainable_params:  # no gradient: BatchNormalization's moving statistics
             continue
         report.errors[name] = relative_error(analytic[name], numerical_gradient(loss, value, step))
     return report
@@ -158,7 +158,7 @@ def check_loss(loss: Any, y_pred: Any, y_true: Any, sample_weight: Any = None, s
 
     Parameters
     ----------
-    loss : BinaryCrossentropy
+    loss : minicnn.losses.Loss
         The loss to check.
     y_pred : ndarray
         Float64 predictions (probabilities or logits); perturbed and restored.

@@ -40,18 +40,21 @@ from minicnn.layers import (
     Flatten,
     GlobalAveragePooling2D,
     Identity,
+    Input,
     Layer,
     MaxPool2D,
-    ReLU,
-    Sigmoid,
+    activations,
 )
 from minicnn.layers.base import Shape, as_shape, relu_folds, snake_case
 from minicnn.training import Trainer
 
 LAYER_CLASSES: dict[str, type[Layer]] = {
-    cls.__name__: cls for cls in (Conv2D, MaxPool2D, Dense, Flatten, Dropout, ReLU, Sigmoid, Identity)
+    cls.__name__: cls for cls in (Conv2D, MaxPool2D, Dense, Flatten, Dropout, Identity)
 }
 LAYER_CLASSES.update({cls.__name__: cls for cls in (BatchNormalization, GlobalAveragePooling2D, AveragePooling2D)})
+# Every activation class (ReLU, Sigmoid, ...) is a layer too: registered from the one table
+# of activations, so a new activation's model files load without a line here.
+LAYER_CLASSES.update({cls.__name__: cls for cls in activations.ACTIVATIONS.values()})
 # Model files written before the identity layer was renamed say "Linear".
 LAYER_CLASSES["Linear"] = Identity
 
@@ -60,13 +63,21 @@ def layer_names(layers: list[Layer]) -> list[str]:
     """Each layer's name: its own, or one after its class ("conv2d", "conv2d_1", ...), as build gives it."""
     names = []
     used: dict[str, int] = {}
+    # A name some layer already has is skipped, so that a layer added to a built model
+    # (whose layers carry their names by then) gets the name it would get in one list.
+    taken = {layer.name for layer in layers if layer.name is not None}
     for layer in layers:
         if layer.name is not None:
             names.append(layer.name)
             continue
         base = snake_case(type(layer).__name__)
         count = used.get(base, 0)
-        names.append(base if count == 0 else f"{base}_{count}")
+        name = base if count == 0 else f"{base}_{count}"
+        while name in taken:
+            count += 1
+            name = f"{base}_{count}"
+        names.append(name)
+        taken.add(name)
         used[base] = count + 1
     return names
 
@@ -92,11 +103,31 @@ def parameter_shapes(layers: list[Layer], input_shape: Shape) -> dict[str, Shape
 class Sequential(Trainer):
     """A linear stack of layers.
 
+    The model is built (every layer gets its input shape, name and parameters) as soon as
+    the input shape is known: given by ``Input(shape)`` as the first entry, by
+    ``input_shape=`` on the first layer, or by :meth:`build`. As in Keras, all of these work:
+
+    >>> from minicnn.layers import Dense, Input
+    >>> Sequential([Input((4,)), Dense(2)]).count_params()
+    10
+    >>> model = Sequential()
+    >>> model.add(Dense(2, input_shape=(4,)))        # built here already
+    >>> model.built, model.output_shape
+    (True, (2,))
+    >>> model.add(Dense(1))                          # built on the output shape (2,)
+    >>> model.count_params()
+    13
+    >>> model = Sequential([Dense(2), Dense(1)])
+    >>> model.build((4,))                            # or give the shape last
+    >>> model(np.ones((3, 4))).shape                 # model(x): inference, as predict, in one pass
+    (3, 1)
+
+    Once built, each :meth:`add` builds the new layer on the current output shape.
+
     Parameters
     ----------
     layers : list of Layer, optional
-        The layers, first to last; give the first one ``input_shape=(H, W, C)`` (or call
-        :meth:`build`).
+        The layers, first to last; the list may start with an :class:`~minicnn.layers.Input`.
     seed : int, default 0
         Fixes the initial weights, the shuffling and the dropout masks.
     name : str, default "sequential"
@@ -105,13 +136,13 @@ class Sequential(Trainer):
     Attributes
     ----------
     layers : list of Layer
-        The layers, first to last.
+        The layers, first to last (an ``Input`` is not one of them: it only gives the shape).
     workspace : dict of str to ndarray
         Scratch arrays the layers share in the fast mode (the im2col buffer of every Conv2D),
         owned by the model and kept from step to step; empty until the first step.
     """
 
-    def __init__(self, layers: list[Layer] | None = None, seed: int = 0, name: str = "sequential") -> None:
+    def __init__(self, layers: list[Layer | Input] | None = None, seed: int = 0, name: str = "sequential") -> None:
         super().__init__()
         self.layers: list[Layer] = []
         self.workspace: dict[str, Any] = {}  # the fast mode's shared scratch arrays (see layers/base.py)
@@ -119,20 +150,107 @@ class Sequential(Trainer):
         if not isinstance(name, str):
             raise TypeError(f"Sequential: name must be a str, got {checks.describe(name)}")
         self.name = name
-        for layer in checks.check_list_of("Sequential", "layers", [] if layers is None else layers, Layer):
-            self.add(layer)
-        if self.layers and self.layers[0].input_shape is not None:
-            self.build(self.layers[0].input_shape)
+        # The shape an Input gave, until the model is built (then layers[0].input_shape says it).
+        self.declared_input_shape: Shape | None = None
+        entries = [] if layers is None else layers
+        if not isinstance(entries, (list, tuple)):
+            raise TypeError(f"Sequential: layers must be a list of Layer objects, got {checks.describe(entries)}")
+        for index, entry in enumerate(entries):
+            if isinstance(entry, Input):
+                self.add(entry)  # refuses an Input that is not first
+            elif isinstance(entry, Layer):
+                self.append(entry)
+            else:
+                raise TypeError(
+                    f"Sequential: layers[{index}] must be a Layer, got {checks.describe(entry)} "
+                    "(an Input may come first)"
+                )
+        shape = self.known_input_shape()
+        if self.layers and shape is not None:
+            self.build(shape)  # all at once: an error then names the layer that does not fit
 
     # ---- building -------------------------------------------------------------------
-    def add(self, layer: Layer) -> None:
-        """Append ``layer`` to the stack."""
+    def add(self, layer: Layer | Input) -> None:
+        """Append ``layer`` to the stack; build it at once when the input shape is known.
+
+        ``model.add(Input(shape))`` first gives the input shape. Once the input shape is
+        known (from that ``Input``, or the first layer's ``input_shape=``), each added layer is
+        built on the current output shape, with the seed (seed, index) and the name it would
+        get in :meth:`build`.
+
+        Parameters
+        ----------
+        layer : Layer or Input
+            The next layer, or an ``Input`` before any layer.
+
+        Raises
+        ------
+        TypeError
+            ``layer`` is neither a Layer nor an Input.
+        ValueError
+            An ``Input`` after the first layer (or a second one), or a layer that does not fit
+            the current output shape or repeats a name; the model is left as it was.
+        """
+        if isinstance(layer, Input):
+            if self.layers or self.declared_input_shape is not None:
+                where = f"after {self.layers[-1].describe()}" if self.layers else "after another Input"
+                raise ValueError(
+                    f"Sequential.add: {layer!r} must come first, got it {where}; "
+                    "a model has one input, given before its first layer"
+                )
+            self.declared_input_shape = layer.shape
+            return
         if not isinstance(layer, Layer):
-            raise TypeError(f"Sequential.add: layer must be a Layer, got {checks.describe(layer)}")
+            raise TypeError(f"Sequential.add: layer must be a Layer or an Input, got {checks.describe(layer)}")
+        if any(existing is layer for existing in self.layers):
+            raise ValueError(f"Sequential.add: layer {layer.describe()} is already in model {self.name!r}")
+        self.append(layer)
+        if not self.built and (shape := self.known_input_shape()) is not None and len(self.layers) == 1:
+            self.build_last_layer(shape, where="Sequential.add")
+        elif len(self.layers) > 1 and self.layers[-2].built:
+            self.build_last_layer(self.layers[-2].output_shape, where="Sequential.add")
+
+    def append(self, layer: Layer) -> None:
+        """Put ``layer`` at the end of the stack, unbuilt; :meth:`add` also builds it."""
+        if not self.layers and self.declared_input_shape is not None and layer.input_shape is not None:
+            if layer.input_shape != self.declared_input_shape:
+                raise ValueError(
+                    f"Sequential: layer {layer.describe()} has input_shape={layer.input_shape}, but the model "
+                    f"starts with Input(shape={self.declared_input_shape}); give the shape once"
+                )
         self.layers.append(layer)
+
+    def known_input_shape(self) -> Shape | None:
+        """The input shape if anything gave one yet (an Input, or the first layer's input_shape), else None."""
+        if self.declared_input_shape is not None:
+            return self.declared_input_shape
+        return self.layers[0].input_shape if self.layers else None
+
+    def build_last_layer(self, shape: Shape, where: str) -> None:
+        """Build the last layer on ``shape`` (the output of the layer before); remove it again if it does not fit."""
+        index = len(self.layers) - 1
+        layer = self.layers[index]
+        name = layer_names(self.layers)[index]
+        if name in {other.name for other in self.layers[:index]}:
+            self.layers.pop()
+            raise ValueError(
+                f"{where}: layer names must be unique within a model; {name!r} is taken by an earlier layer"
+            )
+        try:
+            layer.compute_output_shape(shape)  # refuses a shape that does not fit, before anything changes
+        except ValueError as error:
+            self.layers.pop()
+            after = f"the output {shape} of {self.layers[-1].describe()}" if self.layers else f"the input {shape}"
+            prefix = f"layer {layer.describe()} "  # most messages name the layer already
+            reason = f"it {str(error)[len(prefix) :]}" if str(error).startswith(prefix) else str(error)
+            raise ValueError(f"{where}: layer {layer.describe()} does not fit {after}: {reason}") from error
+        layer.name = name
+        layer.build(shape, np.random.default_rng([self.seed, index]))
 
     def build(self, input_shape: Shape | int) -> None:
         """Give every layer its input shape, name and parameters (layer k draws from seed (seed, k)).
+
+        Building again (with the same or another shape) starts every layer afresh from its seed.
 
         Parameters
         ----------
@@ -143,19 +261,21 @@ class Sequential(Trainer):
         ------
         ValueError
             The model has no layers, two layers share a name, or a layer does not fit the
-            shape it receives.
+            shape it receives (the error names it).
         """
         if not self.layers:
             raise ValueError("cannot build an empty Sequential model; add layers first")
         shape = as_shape(input_shape)
-        for layer, name in zip(self.layers, layer_names(self.layers), strict=True):
-            layer.name = name
-        for index, layer in enumerate(self.layers):
-            shape = layer.build(shape, np.random.default_rng([self.seed, index]))
-        names = [layer.name for layer in self.layers]
+        names = layer_names(self.layers)
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"layer names must be unique within a model; repeated: {duplicates}")
+        parameter_shapes(self.layers, shape)  # every layer must fit before any layer changes
+        for layer, name in zip(self.layers, names, strict=True):
+            layer.name = name
+        for index, layer in enumerate(self.layers):
+            shape = layer.build(shape, np.random.default_rng([self.seed, index]))
+        self.declared_input_shape = None  # from now on layers[0].input_shape says it
 
     @property
     def built(self) -> bool:
@@ -183,8 +303,11 @@ class Sequential(Trainer):
     def require_built(self) -> None:
         """Raise RuntimeError, saying how to build, when the model is not built."""
         if not self.built:
+            if not self.layers:
+                raise RuntimeError(f"model {self.name!r} has no layers yet; add some with model.add(layer)")
             raise RuntimeError(
-                "the model is not built: give the first layer input_shape=(H, W, C) or call model.build(shape)"
+                "the model is not built: start it with Input((H, W, C)), give the first layer "
+                "input_shape=(H, W, C), or call model.build(shape)"
             )
 
     def count_params(self) -> int:
@@ -221,11 +344,51 @@ class Sequential(Trainer):
             x = layer.forward(x, training=training)
         return x
 
+    def __call__(self, x: Any, training: bool = False) -> Any:
+        """``model(x)``: the outputs for a batch in one forward pass, as Keras's ``model(x)``.
+
+        The same numbers as :meth:`predict`, but like Keras: one pass over all of ``x`` at
+        once (no batching, so memory grows with N), and the result stays on the active backend
+        (a NumPy array on NumPy; a CuPy array on CuPy, where ``mc.backend.to_numpy`` brings it
+        to the host), as Keras returns a tensor where ``predict`` returns NumPy. ``x`` is
+        checked and cast to the model's dtype as in ``predict``; the layers run as when called
+        directly (fresh arrays, no kept buffers).
+
+        Parameters
+        ----------
+        x : ndarray of shape (N, *input_shape), or nested lists
+            Images or feature vectors, any numeric dtype, on the host or the active backend.
+        training : bool, default False
+            True runs Dropout and BatchNormalization as in training (BatchNormalization then
+            also moves its moving statistics, as in Keras).
+
+        Returns
+        -------
+        ndarray of shape (N, *output_shape)
+            On the active backend, in the model's dtype; e.g. (N, 1) probabilities for a sigmoid model.
+
+        Raises
+        ------
+        RuntimeError
+            The model is not built.
+        TypeError, ValueError
+            ``x`` of the wrong shape or type, or with NaN or infinite values.
+        """
+        where = "model(x)"
+        self.require_built()
+        if not isinstance(training, bool):
+            raise TypeError(f"{where}: training must be True or False, got {checks.describe(training)}")
+        x = self.checked_images(where, "x", x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: x must hold int or float numbers, got dtype {x.dtype}")
+        return self.forward(backend.to_device(x, dtype=self.dtype), training=training)
+
     def backward(self, gradient: Any, from_dz: bool = False) -> Any:
         """Backpropagate dL/doutput from the last layer to the first; fills every layer's grads.
 
         With ``from_dz=True``, ``gradient`` is dL/dz, the gradient *before* the last layer's
-        activation (the fused sigmoid + binary cross-entropy gradient, (p - y) / N, that
+        activation (the fused gradient of a sigmoid + binary cross-entropy or softmax + categorical
+        cross-entropy pair, (p - y) / N, that
         :func:`minicnn.losses.start_backward` returns with ``from_dz=True``): the last
         activation is skipped. Returns the first layer's dL/dx (None in the fast mode
         a training loop uses, where nobody needs it).
@@ -244,8 +407,7 @@ class Sequential(Trainer):
         layers = self.layers
         if from_dz:
             last = layers[-1]
-            if not isinstance(last, Sigmoid):  # a standalone Sigmoid layer has no math left to do
-                gradient = last.backward_from_dz(gradient)
+            gradient = last.backward_from_dz(gradient)  # a standalone activation returns dz as it is
             layers = layers[:-1]
         for layer in reversed(layers):
             gradient = layer.backward(gradient)
@@ -436,7 +598,9 @@ class Sequential(Trainer):
         Parameters
         ----------
         path : str or os.PathLike
-            The ``.npz`` file to write or replace.
+            The ``.npz`` file to write or replace. minicnn writes its own format (see
+            :mod:`minicnn.files`), which Keras cannot read: a name ending in .keras, .h5 or
+            .hdf5 is refused. Any other name is written as given (no suffix is added).
         include_optimizer : bool, default True
             Also store the optimiser's step counter and slots (needed to resume exactly).
 
@@ -444,11 +608,34 @@ class Sequential(Trainer):
         -------
         pathlib.Path
             ``path``.
+
+        Raises
+        ------
+        ValueError
+            ``path`` ends in .keras, .h5 or .hdf5 (Keras's formats); nothing is written then.
         """
+        files.check_model_path("save", path)  # before anything is computed or written
         return files.write_npz_atomic(path, self.file_arrays(include_optimizer=include_optimizer))
 
     def save_weights(self, path: str | Path) -> Path:
-        """Write the parameters (and the architecture, for checking) to ``path`` atomically."""
+        """Write the parameters (and the architecture, for checking) to ``path`` atomically.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The ``.npz`` file to write or replace (not Keras's ``.weights.h5``: see :meth:`save`).
+
+        Returns
+        -------
+        pathlib.Path
+            ``path``.
+
+        Raises
+        ------
+        ValueError
+            ``path`` ends in .keras, .h5 or .hdf5; nothing is written then.
+        """
+        files.check_model_path("save_weights", path)
         return files.write_npz_atomic(path, self.file_arrays(training_state=False))
 
     def load_weights(self, path: str | Path) -> None:

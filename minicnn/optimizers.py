@@ -4,6 +4,9 @@ An optimiser receives (name, parameter, gradient) triples and updates each
 parameter *in place*, so layers, checkpoints and users all keep seeing the same
 arrays. Per-parameter state (momentum, Adam's moments) is kept under the same
 name, which is how a checkpoint saves it and a resumed run finds it again.
+
+SGD, Adam and RMSprop are here, in Keras's forms and with Keras's defaults; their textbook
+twins are in :mod:`minicnn.plain.optimizers`.
 """
 
 from __future__ import annotations
@@ -231,7 +234,88 @@ class Adam(Optimizer):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
 
 
-OPTIMIZERS = {"adam": Adam, "sgd": SGD, "Adam": Adam, "SGD": SGD}
+class RMSprop(Optimizer):
+    """RMSprop (Hinton's lecture 6e), in the form Keras 3 uses, with Keras's defaults.
+
+        v = rho * v + (1 - rho) * g**2                 running mean of squared gradients
+        w = w - learning_rate * g / sqrt(v + epsilon)  (epsilon inside the square root, as in Keras)
+
+    With ``centered=True`` the running mean of the gradients, a = rho * a + (1 - rho) * g, is
+    also kept and sqrt(v - a**2 + epsilon) (an estimate of the variance) is used instead; with
+    ``momentum`` > 0 the step goes through a velocity, s = momentum * s + step, w = w - s.
+
+    Parameters
+    ----------
+    learning_rate : float, default 0.001
+        The step size.
+    rho : float, default 0.9
+        Decay of the running means, in [0, 1).
+    momentum : float, default 0.0
+        In [0, 1); 0 takes each step directly.
+    epsilon : float, default 1e-7
+        Added to v under the square root (not to sqrt(v) as in Adam), so a tiny gradient
+        takes a step of at most learning_rate * g / sqrt(epsilon).
+    centered : bool, default False
+        Divide by the estimated standard deviation of the gradient instead of its root mean square.
+
+    Raises
+    ------
+    TypeError
+        An argument that is not a number (``centered``: not a bool).
+    ValueError
+        ``learning_rate`` is not > 0, ``epsilon`` is negative, or ``rho`` or ``momentum`` is outside [0, 1).
+    """
+
+    def __init__(
+        self,
+        learning_rate: float = 0.001,
+        rho: float = 0.9,
+        momentum: float = 0.0,
+        epsilon: float = 1e-7,
+        centered: bool = False,
+    ) -> None:
+        super().__init__(learning_rate)
+        self.rho = checks.check_number("RMSprop", "rho", rho, 0, 1, include_high=False)
+        self.momentum = checks.check_number("RMSprop", "momentum", momentum, 0, 1, include_high=False)
+        self.epsilon = checks.check_number("RMSprop", "epsilon", epsilon, 0)
+        self.centered = checks.check_bool("RMSprop", "centered", centered)
+
+    def update(self, name: str, value: Any, gradient: Any) -> None:
+        """The RMSprop update above for one parameter, in place (the running means kept in ``self.slots``).
+
+        The same numbers as :func:`minicnn.plain.optimizers.rmsprop` (bit for bit), computed in place.
+        """
+        xp = backend.array_module()
+        velocity = self.slot("velocity", name, value)
+        velocity *= self.rho
+        velocity += (1 - self.rho) * xp.square(gradient)  # v = rho*v + (1-rho)*g**2
+        if self.centered:
+            average = self.slot("average_gradient", name, value)
+            average *= self.rho
+            average += (1 - self.rho) * gradient  # a = rho*a + (1-rho)*g
+            denominator = velocity - xp.square(average) + self.epsilon
+        else:
+            denominator = velocity + self.epsilon
+        step = self.learning_rate * gradient / xp.sqrt(denominator)  # lr * g / sqrt(v + epsilon)
+        if self.momentum > 0:
+            velocity_of_steps = self.slot("momentum", name, value)
+            velocity_of_steps *= self.momentum
+            velocity_of_steps += step  # s = momentum*s + step
+            step = velocity_of_steps
+        value -= step
+
+    def get_config(self) -> dict[str, Any]:
+        """learning_rate, rho, momentum, epsilon and centered."""
+        return {
+            **super().get_config(),
+            "rho": self.rho,
+            "momentum": self.momentum,
+            "epsilon": self.epsilon,
+            "centered": self.centered,
+        }
+
+
+OPTIMIZERS = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop, "Adam": Adam, "SGD": SGD, "RMSprop": RMSprop}
 
 
 def get(optimizer: str | Optimizer) -> Optimizer:
@@ -240,7 +324,7 @@ def get(optimizer: str | Optimizer) -> Optimizer:
     Parameters
     ----------
     optimizer : str or Optimizer
-        "adam" or "sgd" (also "Adam", "SGD") for a new optimiser with the default settings;
+        "adam", "sgd" or "rmsprop" (also "Adam", "SGD", "RMSprop") for a new optimiser with the default settings;
         an object is returned as it is.
 
     Returns
@@ -254,7 +338,7 @@ def get(optimizer: str | Optimizer) -> Optimizer:
     """
     if isinstance(optimizer, str):
         if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of adam, sgd")
+            raise ValueError(f"unknown optimizer {optimizer!r}; choose one of adam, sgd, rmsprop")
         return OPTIMIZERS[optimizer]()
     return optimizer
 

@@ -1,7 +1,8 @@
 """The model summary: Keras's table of layers, and a memory report for one training step.
 
 Used by :meth:`minicnn.Sequential.summary`; works on any built model (it only reads
-each layer's ``describe()``, shapes, parameter count and ``workspace_bytes``, and the
+each layer's ``describe()``, shapes, parameter counts (all, and the trainable ones:
+``count_trainable_params``, without ``non_trainable_params``) and ``workspace_bytes``, and the
 model's ``relu_folds()``: the ReLUs its fast mode folds into the max pool after them).
 """
 
@@ -39,13 +40,20 @@ def summary_text(model: Any, batch_size: int | None = None) -> str:
         The text, lines joined by newlines.
     """
     itemsize = np.dtype(model.dtype).itemsize
-    columns = [("Layer (type)", 29), ("Output Shape", 26), ("Param #", 12)]
+    names = [layer.describe() for layer in model.layers]
+    shapes = [f"(None, {', '.join(map(str, layer.output_shape))})" for layer in model.layers]
+    # Keras's widths, widened where a name or a shape would run into the next column.
+    columns = [
+        ("Layer (type)", max([29, *(len(name) + 2 for name in names)])),
+        ("Output Shape", max([26, *(len(shape) + 2 for shape in shapes)])),
+        ("Param #", 12),
+    ]
     if batch_size:
         columns += [("Params", 12), ("Output", 12), ("Workspace", 12)]
     width = sum(size for _, size in columns)
     lines = [f'Model: "{model.name}"', "_" * width, "".join(title.ljust(size) for title, size in columns), "=" * width]
     for index, layer in enumerate(model.layers):
-        cells = [layer.describe(), f"(None, {', '.join(map(str, layer.output_shape))})", f"{layer.count_params():,}"]
+        cells = [names[index], shapes[index], f"{layer.count_params():,}"]
         if batch_size:
             cells += [
                 format_bytes(layer.count_params() * itemsize),
@@ -55,12 +63,12 @@ def summary_text(model: Any, batch_size: int | None = None) -> str:
         lines.append("".join(cell.ljust(size) for cell, (_, size) in zip(cells, columns, strict=True)))
         lines.append("=" * width if index == len(model.layers) - 1 else "_" * width)
     total = model.count_params()
-    frozen = sum(  # BatchNormalization's moving statistics: weights that no gradient trains
-        math.prod(layer.params[key].shape)
-        for layer in model.layers
-        for key in getattr(layer, "non_trainable_params", ())
-    )
-    lines += [f"Total params: {total:,}", f"Trainable params: {total - frozen:,}", f"Non-trainable params: {frozen:,}"]
+    trainable = trainable_params(model)  # all but BatchNormalization's moving statistics, which no gradient trains
+    lines += [
+        f"Total params: {total:,}",
+        f"Trainable params: {trainable:,}",
+        f"Non-trainable params: {total - trainable:,}",
+    ]
     lines += relu_fold_lines(model)
     if batch_size:
         lines += ["", f"Memory estimate for one training step at batch size {batch_size} ({model.dtype}):"]
@@ -68,6 +76,11 @@ def summary_text(model: Any, batch_size: int | None = None) -> str:
             f"  {label:<46}{format_bytes(size):>12}" for label, size in memory_estimate(model, batch_size).items()
         ]
     return "\n".join(lines)
+
+
+def trainable_params(model: Any) -> int:
+    """Scalars of the model's parameters that a gradient trains (each layer's ``non_trainable_params`` left out)."""
+    return sum(layer.count_trainable_params() for layer in model.layers)
 
 
 def relu_fold_lines(model: Any) -> list[str]:
@@ -95,18 +108,21 @@ def memory_estimate(model: Any, batch_size: int) -> dict[str, int]:
     -------
     dict of str to int
         Bytes for weights, gradients, optimiser state, the input batch, the layer outputs,
-        the input gradients and the im2col workspace, and their "total".
+        the input gradients and the im2col workspace, and their "total". Gradients and the
+        optimiser's two moments exist only for the trainable weights: BatchNormalization's
+        moving statistics count once, as weights.
     """
     itemsize = np.dtype(model.dtype).itemsize
     parameters = model.count_params() * itemsize
+    trainable = trainable_params(model) * itemsize
     outputs = sum(batch_size * math.prod(layer.output_shape) * itemsize for layer in model.layers)
     # In training every layer but the first returns dL/dx, the size of its input; the large
     # layers keep that array as a buffer from step to step, so all of them count, not just the largest.
     input_gradients = sum(batch_size * math.prod(layer.input_shape) * itemsize for layer in model.layers[1:])
     estimate = {
         "weights": parameters,
-        "gradients": parameters,
-        "optimizer state (Adam: 2 per weight)": 2 * parameters,
+        "gradients": trainable,
+        "optimizer state (Adam: 2 per weight)": 2 * trainable,  # per trainable weight: the moments m and v
         "input batch": batch_size * math.prod(model.input_shape) * itemsize,
         "layer outputs kept for backward": outputs,
         "input gradients (dL/dx of every layer)": input_gradients,

@@ -30,10 +30,18 @@ import numpy as np
 from minicnn import backend, checks, losses, metrics, optimizers
 from minicnn.callbacks import Callback, History
 from minicnn.data.batches import Batches
-from minicnn.layers.activations import sigmoid
+from minicnn.layers.activations import sigmoid, softmax
 from minicnn.layers.base import Layer, Shape, model_owns_memory
 
-METRIC_NAMES = {"accuracy": "accuracy", "acc": "accuracy", "binary_accuracy": "accuracy"}
+METRIC_NAMES = {
+    "accuracy": "accuracy",
+    "acc": "accuracy",
+    "binary_accuracy": "accuracy",
+    "categorical_accuracy": "accuracy",
+    "sparse_categorical_accuracy": "accuracy",
+}
+"""Keras's names of the accuracy metric, all logged as "accuracy": which accuracy it is follows from the loss
+(binary cross-entropy: p >= 0.5 against 0/1 labels; categorical: the most probable class against the label)."""
 
 
 class TrainingDivergedError(FloatingPointError):
@@ -41,8 +49,14 @@ class TrainingDivergedError(FloatingPointError):
 
 
 def balanced_class_weight(labels: Any) -> dict[int, float]:
-    """{label: n_samples / (n_classes * n_label)}: rare classes weigh more (sklearn's 'balanced')."""
-    labels = np.asarray(backend.to_numpy(labels)).reshape(-1).astype(int)
+    """{label: n_samples / (n_classes * n_label)}: rare classes weigh more (sklearn's 'balanced').
+
+    ``labels``: (N,) or (N, 1) class labels, or one-hot rows (N, K) with K > 1 (their argmax is the label).
+    """
+    labels = np.asarray(backend.to_numpy(labels))
+    if labels.ndim == 2 and labels.shape[1] > 1:
+        labels = labels.argmax(axis=1)
+    labels = labels.reshape(-1).astype(int)
     classes, counts = np.unique(labels, return_counts=True)
     return {
         int(label): float(len(labels) / (len(classes) * count)) for label, count in zip(classes, counts, strict=True)
@@ -106,7 +120,7 @@ class Trainer:
 
     def __init__(self) -> None:
         self.optimizer: optimizers.Optimizer | None = None
-        self.loss: losses.BinaryCrossentropy | None = None
+        self.loss: losses.Loss | None = None
         self.metrics: list[str] = []
         self.stop_training = False
         self.completed_epochs = 0
@@ -118,7 +132,7 @@ class Trainer:
     def compile(
         self,
         optimizer: str | optimizers.Optimizer = "adam",
-        loss: str | losses.BinaryCrossentropy = "binary_crossentropy",
+        loss: str | losses.Loss = "binary_crossentropy",
         metrics: list[str] | None = None,
     ) -> None:
         """Choose the optimiser, the loss and the metrics reported by fit/evaluate.
@@ -129,29 +143,32 @@ class Trainer:
         Parameters
         ----------
         optimizer : str or Optimizer, default "adam"
-            "adam", "sgd", or an object from :mod:`minicnn.optimizers`.
-        loss : str or BinaryCrossentropy, default "binary_crossentropy"
-            The loss to minimise: its name, or an object from :mod:`minicnn.losses`
+            "adam", "sgd", "rmsprop", or an object from :mod:`minicnn.optimizers`.
+        loss : str or Loss, default "binary_crossentropy"
+            The loss to minimise: its Keras name ("binary_crossentropy", "categorical_crossentropy",
+            "sparse_categorical_crossentropy", "mse"), or an object from :mod:`minicnn.losses`
             (``BinaryCrossentropy(from_logits=True)`` for a model without a final sigmoid).
         metrics : list of str, optional
-            ["accuracy"] (also spelt "acc" or "binary_accuracy").
+            ["accuracy"] (also spelt "acc", "binary_accuracy", "categorical_accuracy" or
+            "sparse_categorical_accuracy"; logged as "accuracy", the kind following the loss).
 
         Raises
         ------
         TypeError
             An optimiser, loss or metrics of the wrong type (``metrics="accuracy"``, not a list).
         ValueError
-            An unknown optimiser, loss or metric name.
+            An unknown optimiser, loss or metric name, or accuracy with the mean squared error.
         """
         where = "compile"
         if not isinstance(optimizer, (str, optimizers.Optimizer)):
             raise TypeError(
-                f"{where}: optimizer must be 'adam', 'sgd' or an Optimizer object, got {checks.describe(optimizer)}"
+                f"{where}: optimizer must be 'adam', 'sgd' or an Optimizer object (or 'rmsprop'), "
+                f"got {checks.describe(optimizer)}"
             )
-        if not isinstance(loss, (str, losses.BinaryCrossentropy)):
+        if not isinstance(loss, (str, losses.Loss)):
             raise TypeError(
-                f"{where}: loss must be 'binary_crossentropy' or a BinaryCrossentropy object, "
-                f"got {checks.describe(loss)}"
+                f"{where}: loss must be 'binary_crossentropy' (or another name in minicnn.losses.LOSSES, such as "
+                f"'sparse_categorical_crossentropy') or a Loss object, got {checks.describe(loss)}"
             )
         if isinstance(metrics, str) or not isinstance(metrics, (list, tuple, type(None))):
             raise TypeError(
@@ -164,8 +181,14 @@ class Trainer:
                     f"{where}: unknown metric {metric!r} in metrics; choose from {', '.join(map(repr, METRIC_NAMES))}"
                 )
             names.append(METRIC_NAMES[metric])
+        loss = losses.get(loss)
+        if names and isinstance(loss, losses.MeanSquaredError):
+            raise ValueError(
+                f"{where}: metrics=['accuracy'] needs a classification loss (binary or categorical cross-entropy), "
+                "got mean squared error; compile without the metric"
+            )
         self.optimizer = optimizers.get(optimizer)
-        self.loss = losses.get(loss)
+        self.loss = loss
         self.metrics = names
         self.completed_epochs = 0
         self.partial_epoch = None
@@ -178,11 +201,9 @@ class Trainer:
 
     def compile_from_config(self, config: dict[str, Any]) -> None:
         """compile() again from :meth:`get_compile_config`'s data."""
-        loss_config = dict(config["loss"])
-        loss_config.pop("class_name")
         self.compile(
             optimizer=optimizers.from_config(config["optimizer"]),
-            loss=losses.BinaryCrossentropy(**loss_config),
+            loss=losses.from_config(config["loss"]),
             metrics=config["metrics"],
         )
 
@@ -193,7 +214,10 @@ class Trainer:
 
     @property
     def fused_sigmoid(self) -> bool:
-        """True when a sigmoid output feeds a probability BCE: then backward starts from dL/dz = (p - y) / N.
+        """True when the last activation fuses with the loss: then backward starts from dL/dz = (p - y) / N.
+
+        A sigmoid output into a probability BCE, or a softmax output into a probability (sparse)
+        categorical cross-entropy (the name is older than the softmax).
 
         The decision of :func:`minicnn.losses.start_backward`, which ``train_on_batch`` calls.
         """
@@ -227,13 +251,39 @@ class Trainer:
         checks.check_finite(where, name, x, self.dtype)
         return x
 
+    @property
+    def num_classes(self) -> int:
+        """K, the classes the labels name: the model's outputs per sample for a categorical loss, else 2."""
+        if isinstance(self.loss, losses.CategoricalCrossentropy):
+            return int(self.output_shape[-1])
+        return 2
+
     def checked_labels(self, where: str, name: str, y: Any, samples: int | None) -> Any:
-        """``y`` as a numeric array, one label per sample, in [0, 1] (exactly 0 or 1 with accuracy)."""
+        """``y`` as a numeric array of the labels the loss takes, one per sample.
+
+        Binary cross-entropy: (N,) or (N, 1) in [0, 1] (exactly 0 or 1 with accuracy). Categorical:
+        one-hot rows (N, K). Sparse categorical: class indices (N,) or (N, 1) in [0, K). Mean
+        squared error: (N, *output_shape). K is the model's outputs per sample.
+        """
         y = checks.as_numeric_array(where, name, y)
-        checks.check_label_shape(where, name, y, samples, self.output_shape)
+        whole = "accuracy" in self.metrics
+        if isinstance(self.loss, losses.SparseCategoricalCrossentropy):
+            checks.check_class_index_labels(where, name, y, samples, self.num_classes)
+        elif isinstance(self.loss, losses.CategoricalCrossentropy):
+            checks.check_one_hot_labels(where, name, y, samples, self.num_classes, whole)
+        else:
+            checks.check_label_shape(where, name, y, samples, self.output_shape)
         if isinstance(self.loss, losses.BinaryCrossentropy):
-            checks.check_binary_labels(where, name, y, whole="accuracy" in self.metrics)
+            checks.check_binary_labels(where, name, y, whole=whole)
+        elif isinstance(self.loss, losses.MeanSquaredError):
+            checks.check_finite(where, name, y, self.dtype)
         return y
+
+    def checked_class_weight(self, where: str, class_weight: Any, allow_balanced: bool = True) -> Any:
+        """class_weight checked for this loss's classes (K for a softmax model); refused with the mean squared error."""
+        if class_weight and isinstance(self.loss, losses.MeanSquaredError):
+            raise ValueError(f"{where}: class_weight needs class labels, but the loss is the mean squared error")
+        return checks.check_class_weight(where, class_weight, allow_balanced, num_classes=self.num_classes)
 
     def check_source(self, where: str, name: str, source: Any, with_labels: bool = True) -> None:
         """A Batches source: its labels as :meth:`checked_labels` (``with_labels``), its images finite."""
@@ -247,7 +297,10 @@ class Trainer:
             checks.check_finite(where, f"{name} (its images)", images, self.dtype)
 
     def prepare_batch(self, x: Any, y: Any = None, where: str = "fit") -> tuple[Any, Any]:
-        """Check a host batch's shape and move it to the backend in the model's dtype; y becomes (N, 1)."""
+        """Check a host batch's shape and move it to the backend in the model's dtype.
+
+        y becomes (N, *output_shape), e.g. (N, 1); sparse class indices become (N,).
+        """
         self.require_built()
         self.check_image_shape(where, "x", x.shape)
         if x.dtype.kind not in "biuf":
@@ -257,26 +310,42 @@ class Trainer:
             return x, None
         if len(y) != len(x):
             raise ValueError(f"{where}: x has {len(x)} samples but y has {len(y)}; give one label per sample")
-        y = backend.to_device(y, dtype=self.dtype).reshape(len(x), *self.output_shape)
-        return x, y
+        y = backend.to_device(y, dtype=self.dtype)
+        if isinstance(self.loss, losses.SparseCategoricalCrossentropy):
+            return x, y.reshape(len(x))  # one class index per sample (exact in float32 below 2**24)
+        return x, y.reshape(len(x), *self.output_shape)
 
     def sample_weight(self, y: Any, class_weight: dict[int, float] | None) -> Any:
-        """Per-sample weights (N,) from a class_weight dict such as {0: 0.67, 1: 1.97}, or None."""
+        """Per-sample weights (N,) from a class_weight dict such as {0: 0.67, 1: 1.97}, or None.
+
+        ``y``: (N, 1) or (N,) labels, or one-hot rows (N, K) (categorical), whose label is the argmax.
+        """
         if not class_weight:
             return None
         xp = backend.array_module()
-        labels = y.reshape(-1)
+        if isinstance(self.loss, losses.CategoricalCrossentropy) and y.ndim == 2 and y.shape[1] > 1:
+            labels = y.argmax(axis=1).astype(y.dtype)
+        else:
+            labels = y.reshape(-1)
         weights = xp.ones_like(labels)
         for label, weight in class_weight.items():
             weights[labels == label] = weight
         return weights
 
     def batch_metrics(self, output: Any, y: Any) -> dict[str, float]:
-        """The compiled metrics of one batch (accuracy comes from :mod:`minicnn.metrics`, as everywhere)."""
+        """The compiled metrics of one batch (accuracy comes from :mod:`minicnn.metrics`, as everywhere).
+
+        Binary cross-entropy: p >= 0.5 against 0/1 labels. Categorical (one-hot rows or class
+        indices): the most probable class (argmax) against the label.
+        """
         results = {}
         if "accuracy" in self.metrics:
-            probabilities = sigmoid(output) if self.loss.from_logits else output
-            results["accuracy"] = metrics.binary_accuracy(backend.to_numpy(y), backend.to_numpy(probabilities))
+            if isinstance(self.loss, losses.CategoricalCrossentropy):
+                probabilities = softmax(output) if self.loss.from_logits else output
+                results["accuracy"] = metrics.categorical_accuracy(backend.to_numpy(y), backend.to_numpy(probabilities))
+            else:
+                probabilities = sigmoid(output) if self.loss.from_logits else output
+                results["accuracy"] = metrics.binary_accuracy(backend.to_numpy(y), backend.to_numpy(probabilities))
         return results
 
     # ---- one batch -----------------------------------------------------------------------
@@ -287,8 +356,9 @@ class Trainer:
         ----------
         x : ndarray of shape (N, *input_shape), or nested lists
             A host (NumPy) batch of numbers; cast to the model's dtype and moved to the backend.
-        y : ndarray of shape (N,) or (N, 1), or a list
-            Labels in [0, 1].
+        y : ndarray of shape (N,) or (N, 1), or (N, K), or a list
+            Labels as the loss takes them: in [0, 1] (binary), class indices (sparse
+            categorical), one-hot rows (categorical), targets (mean squared error).
         class_weight : dict of int to float, optional
             Weight of each label's samples in the loss, e.g. {0: 0.67, 1: 1.97}.
 
@@ -309,7 +379,7 @@ class Trainer:
         self.require_built()
         x = self.checked_images(where, "x", x)
         y = self.checked_labels(where, "y", y, len(x))
-        class_weight = checks.check_class_weight(where, class_weight, allow_balanced=False)
+        class_weight = self.checked_class_weight(where, class_weight, allow_balanced=False)
         if len(x) == 0:
             raise ValueError(f"{where}: x holds no samples; pass at least one")
         return self.train_step(x, y, class_weight)
@@ -457,8 +527,10 @@ class Trainer:
             The training images (host arrays; lists are converted as by ``np.asarray``), or
             a :class:`~minicnn.data.batches.Batches` source that serves (x, y) batches
             (augmented, say); ``y`` must then be left out.
-        y : ndarray of shape (N,) or (N, 1), or a list
-            The labels, in [0, 1] (exactly 0 or 1 with the accuracy metric); needed with arrays.
+        y : ndarray of shape (N,) or (N, 1), or (N, K), or a list
+            The labels, needed with arrays: in [0, 1] for binary cross-entropy (exactly 0 or 1
+            with the accuracy metric); class indices in [0, K) for sparse categorical
+            cross-entropy; one-hot rows (N, K) for categorical cross-entropy.
         batch_size : int, default 32
             Samples per optimiser step (with arrays); larger than N means one batch of N;
             None means 32, as in Keras.
@@ -478,8 +550,8 @@ class Trainer:
         shuffle : bool, default True
             Visit the samples in a new seeded order each epoch (with arrays).
         class_weight : dict of int to float, or "balanced", optional
-            {label: weight} for the labels 0 and 1, weights >= 0; or "balanced" for
-            n_samples / (2 * n_label).
+            {label: weight} for the labels 0 and 1 (0 .. K-1 with a categorical loss), weights
+            >= 0; or "balanced" for n_samples / (n_classes * n_label).
         initial_epoch : int, optional
             Epochs already done, to resume (see above); shuffling and dropout continue exactly.
             Left out, training counts from epoch 0.
@@ -516,7 +588,7 @@ class Trainer:
         shuffle = checks.check_bool(where, "shuffle", shuffle)
         callbacks = checks.check_list_of(where, "callbacks", [] if callbacks is None else callbacks, Callback)
         validation_split = checks.check_number(where, "validation_split", validation_split, 0, 1, include_high=False)
-        class_weight = checks.check_class_weight(where, class_weight)
+        class_weight = self.checked_class_weight(where, class_weight)
         if validation_split and hasattr(x, "epoch"):
             raise ValueError(
                 f"{where}: validation_split needs arrays, got a Batches source; pass validation_data instead"
@@ -626,8 +698,8 @@ class Trainer:
         ----------
         x : ndarray of shape (N, H, W, C), nested lists, or Batches
             Images (host arrays), or a Batches source of (x, y) batches (then leave out y).
-        y : ndarray of shape (N,) or (N, 1), or a list
-            Labels in [0, 1]; needed with arrays.
+        y : ndarray of shape (N,) or (N, 1), or (N, K), or a list
+            Labels as in :meth:`fit`; needed with arrays.
         batch_size : int, default 32
             Samples per forward pass.
         verbose : int, one of {"auto", 0, 1, 2}, default 0
@@ -676,7 +748,7 @@ class Trainer:
         return {key: total / seen for key, total in totals.items()}
 
     def predict(self, x: Any, batch_size: int = 32, verbose: int = 0) -> np.ndarray:
-        """Outputs (probabilities for a sigmoid model) for every sample, as a host NumPy array.
+        """Outputs (probabilities for a sigmoid or softmax model) for every sample, as a host NumPy array.
 
         Parameters
         ----------
@@ -689,8 +761,9 @@ class Trainer:
 
         Returns
         -------
-        numpy.ndarray of shape (N, 1)
-            For the study's model: P(Normal) of each image.
+        numpy.ndarray of shape (N, *output_shape)
+            (N, 1) for the study's model: P(Normal) of each image; (N, K) for a softmax model,
+            each row the K class probabilities.
 
         Raises
         ------

@@ -50,3 +50,10 @@ def test_sigmoid_is_stable_for_large_inputs(dtype):
 def test_unknown_activation_lists_the_known_ones():
     with pytest.raises(ValueError, match="unknown activation 'gelu'; choose one of 'linear', 'relu', 'sigmoid'"):
         activations.get("gelu")
+
+
+def test_softmax_and_tanh_are_known_by_keras_s_names():
+    assert isinstance(activations.get("softmax"), layers.Softmax)
+    assert isinstance(activations.get("tanh"), layers.Tanh)
+    with pytest.raises(ValueError, match="'tanh', 'softmax' or None"):
+        activations.get("gelu")

@@ -64,3 +64,9 @@ def test_csv_logger_appending_new_columns_keeps_every_figure(tmp_path):
     assert rows[0]["val_loss"] == "" and float(rows[1]["val_loss"]) == pytest.approx(
         model.history.history["val_loss"][-1]
     )
+
+
+@pytest.mark.parametrize("name", ["best.keras", "best-{epoch}.h5", "best.weights.h5"])
+def test_model_checkpoint_refuses_a_keras_file_name_before_training(tmp_path, name):
+    with pytest.raises(ValueError, match="a Keras format; minicnn writes its own .npz format"):
+        ModelCheckpoint(tmp_path / name)

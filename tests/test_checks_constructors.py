@@ -25,7 +25,7 @@ ROWS = [
     (lambda: layers.Conv2D(4, "3"), ValueError, "Conv2D: kernel_size must be a positive int or a pair"),
     (lambda: layers.Conv2D(4, 3, strides=0), ValueError, "Conv2D: strides must be a positive int or a pair"),
     (lambda: layers.Conv2D(4, 3, padding=None), ValueError, "Conv2D: unknown padding None"),
-    (lambda: layers.Conv2D(4, 3, activation="tanh"), ValueError, "unknown activation 'tanh'"),
+    (lambda: layers.Conv2D(4, 3, activation="gelu"), ValueError, "unknown activation 'gelu'"),
     (lambda: layers.Conv2D(4, 3, activation=["relu"]), ValueError, "unknown activation ['relu']"),
     (lambda: layers.Conv2D(4, 3, kernel_initializer=None), ValueError, "unknown initializer None"),
     (lambda: layers.Conv2D(4, 3, name=7), TypeError, "Conv2D: name must be a str or None, got 7"),

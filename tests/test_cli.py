@@ -103,6 +103,14 @@ TRAIN_CASES = [
     (["--time-budget", "-5"], "--time-budget -5: must be a number of seconds greater than 0"),
     (["--backend", "tpu"], "argument --backend: invalid choice: 'tpu'"),
     (["--class-weight", "equal"], "argument --class-weight: invalid choice: 'equal'"),
+    (["--classes", "4"], "argument --classes: invalid choice: 4"),
+    (["--classes", "three"], "argument --classes: invalid int value: 'three'"),
+    (["--optimizer", "sgd"], "argument --optimizer: invalid choice: 'sgd'"),
+    # With 3 classes the prediction is the argmax: a threshold, even the default's value, is refused
+    (["--classes", "3", "--threshold", "0.3"], "--threshold 0.3: with --classes 3 each X-ray is called its most"),
+    (["--classes", "3", "--threshold", "0.5"], "--threshold 0.5: with --classes 3 each X-ray is called its most"),
+    (["--classes", "3", "--thr", "0.5"], "leave out --threshold (it applies to --classes 2 only)"),
+    (["--demo", "--classes", "3", "--threshold", "0.5"], "--threshold 0.5: with --classes 3"),
     (["--epochs"], "argument --epochs: expected one argument"),
     (["--colour"], "unrecognized arguments: --colour"),
     (["--demo", "--data", "DATA"], "--demo trains on the bundled sample; leave out --data"),
@@ -112,6 +120,7 @@ TRAIN_CASES = [
     (["--data", "A_FILE"], "is a file"),
     (["--data", "PHOTOS"], "is not an X-ray data folder. Accepted layouts: (1) CoronaHack"),
     (["--out", "A_FILE"], "--out A_FILE: is a file, not a folder"),
+    (["--split-file", "NOWHERE"], "--split-file NOWHERE: no such file"),
     (
         ["--resume"],
         "--resume: no checkpoint in OUT (looked for OUT/checkpoint.npz); check --out, "
@@ -135,7 +144,8 @@ def test_train_refuses_a_wrong_input_at_once(options, message, xray_mini_dir, no
         "OUT": tmp_path / "out",
     }
     argv = [str(names.get(option, option)) for option in options]
-    message = message.replace("OUT", str(names["OUT"])).replace("A_FILE", str(names["A_FILE"]))
+    for name in ("OUT", "A_FILE", "NOWHERE"):
+        message = message.replace(name, str(names[name]))
     if "--data" not in options and "--demo" not in options:
         argv += ["--data", str(xray_mini_dir)]
     if "--out" not in options:
@@ -195,11 +205,44 @@ def saved_run(tmp_path, xray_mini_dir):
             "was started with --learning-rate 0.0001, no --no-augment, but this command has --learning-rate 0.001, "
             "--no-augment; repeat the first run's options",
         ),
+        (["--classes", "3"], "checkpoint.npz was trained with --classes 2, not --classes 3; resume with its --classes"),
+        (
+            ["--optimizer", "rmsprop"],
+            "checkpoint.npz was trained with --optimizer adam, not --optimizer rmsprop; resume with its --optimizer",
+        ),
     ],
 )
 def test_resume_refuses_a_checkpoint_of_another_run(change, message, saved_run, no_decoding, tmp_path, capsys):
     out, options = saved_run
     assert_refused(train_xray.main, [*options, "--resume", *change], message, capsys, no_decoding, tmp_path)
+
+
+def test_resume_refuses_a_3_class_rmsprop_checkpoint_for_the_binary_adam_options(
+    saved_run, no_decoding, tmp_path, capsys
+):
+    out, options = saved_run
+    model = train_xray.build_study_model(64, seed=0, classes=3)
+    model.compile(optimizer=optimizers.RMSprop(learning_rate=1e-4), loss="sparse_categorical_crossentropy")
+    model.save(out / "checkpoint.npz")
+    message = "checkpoint.npz was trained with --classes 3, not --classes 2"
+    assert_refused(train_xray.main, [*options, "--resume"], message, capsys, no_decoding, tmp_path)
+    message = "checkpoint.npz was trained with --optimizer rmsprop, not --optimizer adam"
+    argv = [*options, "--resume", "--classes", "3"]
+    assert_refused(train_xray.main, argv, message, capsys, no_decoding, tmp_path)
+
+
+def test_settings_json_written_before_classes_and_optimizer_still_resumes(saved_run, capsys):
+    """A run started before --classes, --optimizer and --split-file existed: a binary Adam run, no split file."""
+    out, options = saved_run
+    settings = json.loads((out / train_xray.SETTINGS_FILE).read_text())
+    for name in ("classes", "optimizer", "split_file"):
+        del settings[name]
+    (out / train_xray.SETTINGS_FILE).write_text(json.dumps(settings))
+    model = train_xray.load_checkpoint(train_xray.parse_args([*options, "--resume"]))
+    assert train_xray.classes_of(model) == 2 and type(model.optimizer).__name__ == "Adam"
+    with pytest.raises(SystemExit):  # and it still says which setting differs from the first run's
+        train_xray.load_checkpoint(train_xray.parse_args([*options, "--resume", "--split-file", str(out)]))
+    assert "was started with no --split-file" in capsys.readouterr().err
 
 
 def test_resume_refuses_a_file_that_is_not_a_model(saved_run, no_decoding, tmp_path, capsys):
@@ -293,11 +336,17 @@ def test_train_help_shows_every_default_once(capsys):
         "(default: 0.2)",
         "(default: 0)",
         "(default: 0.5)",
+        "(default: adam)",
+        "(default: 2)",
     ]
     for default in expected:
         assert text.count(default) == 1, default
     assert text.count("(default:") == len(expected)  # none shown twice, no "default: None" or "False"
     assert "--image-size 64, --epochs 30, --batch-size 8, --out runs/demo" in text  # what --demo changes
+    # --classes: each class's integer, and what becomes of the pneumonias of neither kind
+    assert "Pneumonia 0 and Normal 1" in text and "Normal 0, bacterial pneumonia 1, viral pneumonia 2" in text
+    assert "2 Stress-Smoking ARDS X-rays, both in train) is skipped" in text.replace("Stress- ", "Stress-")
+    assert "Adam's step size" not in text and "the optimiser's step size" in text
 
 
 def test_predict_help_shows_every_default_once(capsys):

@@ -48,7 +48,7 @@ def test_every_tutorial_and_solutions_page_has_a_notebook():
     names = {page.name for page in PAGES}
     tutorials = {path.name for path in (REPO_ROOT / "docs" / "tutorials").glob("*.md")}
     assert names == tutorials - {"not-run.md"}  # the list of commands the tests cannot run has no code
-    assert len([name for name in names if name.startswith("solutions-")]) == 4
+    assert len([name for name in names if name.startswith("solutions-")]) == 5
 
 
 @pytest.mark.parametrize("page", PAGES, ids=[page.stem for page in PAGES])

@@ -90,7 +90,7 @@ def test_state_round_trip_continues_identically():
 
 @pytest.mark.parametrize(
     "make",
-    [lambda: optimizers.Adam(learning_rate=0), lambda: optimizers.SGD(momentum=1.5), lambda: optimizers.get("rmsprop")],
+    [lambda: optimizers.Adam(learning_rate=0), lambda: optimizers.SGD(momentum=1.5), lambda: optimizers.get("adagrad")],
 )
 def test_bad_settings_are_rejected(make):
     with pytest.raises(ValueError):

@@ -252,7 +252,7 @@ def test_max_pool_equals_plain_with_ties(case, dtype):
 # ---- Dense, Flatten, Dropout, ReLU, Sigmoid: elementwise or one product each, bit for bit -------
 
 
-@pytest.mark.parametrize("activation", [None, "relu", "sigmoid"])
+@pytest.mark.parametrize("activation", [None, "relu", "sigmoid", "tanh", "softmax"])
 @pytest.mark.parametrize("where", ["direct", "model"])
 def test_dense_equals_plain(activation, where, dtype):
     rng = np.random.default_rng(4)
@@ -271,6 +271,8 @@ def test_dense_equals_plain(activation, where, dtype):
         None: (lambda z: (z, None), lambda dy, cache: dy),
         "relu": (plain.relu_forward, plain.relu_backward),
         "sigmoid": (plain.sigmoid_forward, plain.sigmoid_backward),
+        "tanh": (plain.tanh_forward, plain.tanh_backward),
+        "softmax": (plain.softmax_forward, plain.softmax_backward),
     }[activation]
     y_plain, activation_cache = forward(z)
     dx_plain, dw_plain, db_plain = plain.dense_backward(backward(dy, activation_cache), cache)
@@ -287,6 +289,8 @@ def test_flatten_relu_and_sigmoid_layers_equal_plain(where, dtype):
         (layers.Flatten(), plain.flatten_forward, plain.flatten_backward, (3, 24)),
         (layers.ReLU(), plain.relu_forward, plain.relu_backward, x.shape),
         (layers.Sigmoid(), plain.sigmoid_forward, plain.sigmoid_backward, x.shape),
+        (layers.Tanh(), plain.tanh_forward, plain.tanh_backward, x.shape),
+        (layers.Softmax(), plain.softmax_forward, plain.softmax_backward, x.shape),  # over the last axis (C)
     ]
     for layer, forward, backward, out_shape in cases:
         layer.build(x.shape[1:])

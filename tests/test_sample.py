@@ -54,7 +54,7 @@ def test_the_built_wheel_carries_the_sample(tmp_path):
     # Build from a copy, so the checkout gets no build/ or egg-info folders.
     source = tmp_path / "source"
     shutil.copytree(REPO_ROOT / "minicnn", source / "minicnn", ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "README.md", "PACKAGE.md"):
         shutil.copy(REPO_ROOT / name, source / name)
     subprocess.run(
         [

@@ -202,3 +202,55 @@ def test_a_keras_run_is_published_from_its_own_files_without_tensorflow(tmp_path
     metrics = json.loads((out / "metrics.json").read_text())
     predicted = (p_normal > 0.5).astype(int)
     assert metrics["accuracy"] == pytest.approx(np.mean(predicted == test.labels))
+
+
+def test_a_3_class_rmsprop_run_is_published_with_its_k_class_figures(tmp_path, monkeypatch, xray_mini_dir):
+    """--classes 3 --optimizer rmsprop, trained on another run's split.csv (SPLIT_FROM): every file K-class."""
+    monkeypatch.setenv("MINICNN_CACHE", str(tmp_path / "cache"))
+    source, run = tmp_path / "source", tmp_path / "run"
+    common = ["--data", str(xray_mini_dir), "--image-size", "46", "--batch-size", "16", "--classes", "3"]
+    assert train_xray.main([*common, "--out", str(source), "--epochs", "1", "--seed", "5"]) == 0
+    argv = [*common, "--out", str(run), "--epochs", "2", "--optimizer", "rmsprop"]
+    assert train_xray.main([*argv, "--split-file", str(source / "split.csv")]) == 0
+    settings = {"epochs": 2, "batch_size": 16, "val_split": 0.2, "seed": 0, "threshold": None, "classes": 3}
+    settings |= {"optimizer": "rmsprop", "split_from": "source", "train_options": argv[-6:]}
+    (run / "run-settings.json").write_text(json.dumps(settings))
+    start = {"event": "start", "time": "2026-12-03T10:00:00+0000", "commit": "c" * 40, "cpu": "a CPU", "cores": 2}
+    stop = {"event": "stop", "time": "2026-12-03T10:00:50+0000", "status": 0}
+    (run / "stretches.jsonl").write_text("\n".join(json.dumps(event) for event in (start, stop)) + "\n")
+    out = tmp_path / "published"
+    assert study_results.main(["--run", str(run), "--data", str(xray_mini_dir), "--out", str(out)]) == 0
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classes"] == 3 and set(metrics["per_class"]) == {"Normal", "bacterial", "viral"}
+    assert "bacterial_vs_viral" in metrics and "bacterial_vs_viral" in metrics["best"]
+    with open(out / "test_predictions.csv", newline="") as file:
+        rows = list(csv.DictReader(file))
+    labels = np.array([int(row["label"]) for row in rows])
+    for report, which in ((metrics, "final"), (metrics["best"], "best")):
+        prob = np.array([[float(row[f"p_{k}_{which}"]) for k in ("normal", "bacterial", "viral")] for row in rows])
+        matrix = mc.metrics.confusion_matrix(labels, prob.argmax(axis=1), labels=range(3)).tolist()
+        assert matrix == report["confusion_matrix"]["matrix"] and np.sum(matrix) == report["n_test"] == 24
+    record = json.loads((out / "run.json").read_text())
+    assert record["recipe"]["classes"] == 3 and record["recipe"]["class_names"] == {
+        "0": "Normal",
+        "1": "bacterial",
+        "2": "viral",
+    }
+    assert record["recipe"]["optimizer"]["class_name"] == "RMSprop"
+    assert record["recipe"]["loss"]["class_name"] == "SparseCategoricalCrossentropy"
+    # The split is the source run's (seed 5), not the one seed 0 would draw.
+    with open(source / "split.csv", newline="") as file:
+        source_validation = [i for i, row in enumerate(csv.DictReader(file)) if row["subset"] == "validation"]
+    train = train_xray.load_data(xray_mini_dir, "train", argparse.Namespace(image_size=46, limit=None, classes=3))
+    _, validation_index = study_results.read_split(argparse.Namespace(run=run), train, settings)
+    assert validation_index.tolist() == source_validation
+    seed_0 = mc.data.xray.stratified_split(train.labels, 0.2, seed=0)[1]
+    assert sorted(seed_0.tolist()) != source_validation and record["images"]["validation"] == len(source_validation)
+    with open(run / "history.csv", newline="") as file:
+        history = list(csv.DictReader(file))
+    validation = json.loads((out / "validation_metrics.json").read_text())
+    assert validation["final"]["accuracy"] == pytest.approx(float(history[-1]["val_accuracy"]), abs=1e-9)
+    assert len(validation["final"]["confusion_matrix"]["matrix"]) == 3
+    for name in FIGURES:
+        assert (out / name).stat().st_size > 0, name

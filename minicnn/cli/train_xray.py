@@ -17,9 +17,16 @@ Both commands run this module: examples/train_xray.py is a thin script over it, 
 The network outputs P(Normal); an X-ray is called Normal when P(Normal) > --threshold
 (0.5). The test metrics count Pneumonia, the disease, as the positive class.
 
+--classes 3 tells the pneumonias apart, as the study's future work proposes: Normal (0),
+bacterial (1), viral (2). The network then ends in Dense(3, softmax), the loss is the
+categorical cross-entropy on integer labels, an X-ray gets its most probable class, and
+every output is K-class: metrics.json (3 x 3 confusion matrix, per-class recall and precision,
+macro averages, one-vs-rest ROC AUC, and the bacterial-versus-viral block), the figures and
+test_predictions.csv (three probabilities a row). --optimizer rmsprop swaps Adam for RMSprop.
+
 Everything lands in --out: history.csv, curves.png, checkpoint.npz (every epoch),
 best.npz (lowest val_loss), and on the test split metrics.json,
-confusion_matrix.png, roc.png and predictions.png. metrics.json describes the
+confusion_matrix.png, roc.png, predictions.png and test_predictions.csv. metrics.json describes the
 final weights (checkpoint.npz), as the study reports them, and best.npz in its
 "best" section. split.csv names the images of each side of the validation split, so
 that another run (benchmarks/keras_study.py) can train on exactly the same ones.
@@ -47,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import minicnn as mc
 from minicnn import backend, losses, optimizers
@@ -55,6 +63,7 @@ from minicnn.cli.command_line import OneLineErrorParser, add_threshold_option, f
 from minicnn.data import Batches, ImageAugmenter, rescale, sample_path
 from minicnn.data.xray import (
     CLASS_NAMES,
+    THREE_CLASS_NAMES,
     XrayDataset,
     detect_layout,
     first_of_each_class,
@@ -63,17 +72,40 @@ from minicnn.data.xray import (
     stratified_split,
 )
 from minicnn.files import ModelFileError, write_atomic
-from minicnn.metrics import classification_report, format_metric
+from minicnn.metrics import classification_report, confusion_matrix, format_metric, multiclass_report
 from minicnn.models import MIN_IMAGE_SIZE, study_cnn
-from minicnn.plots import plot_confusion_matrix, plot_history, plot_prediction_grid, plot_roc
+from minicnn.plots import (
+    plot_class_prediction_grid,
+    plot_confusion_matrix,
+    plot_history,
+    plot_prediction_grid,
+    plot_roc,
+    plot_roc_one_vs_rest,
+)
 
 # Far above the study's 300; beyond it one batch of activations no longer fits a normal machine.
 MAX_IMAGE_SIZE = 1024
 HISTORY_COLUMNS = ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "seconds"]
 # test_history.csv (--record-test-each-epoch): classification_report's figures, one row per epoch.
 TEST_HISTORY_COLUMNS = ["epoch", "accuracy", "sensitivity", "specificity", "precision", "f1", "roc_auc"]
+# ... and with --classes 3, multiclass_report's: the macro averages, then each class's recall.
+THREE_CLASS_TEST_HISTORY_COLUMNS = [
+    "epoch",
+    "accuracy",
+    "macro_recall",
+    "macro_precision",
+    "macro_f1",
+    "macro_roc_auc",
+    *(f"recall_{name.lower()}" for name in THREE_CLASS_NAMES.values()),
+]
+# --classes: the name of each label. 2 is the study's (Pneumonia 0, Normal 1: the sigmoid's one
+# output is P(Normal)); 3 numbers Normal 0, bacterial 1, viral 2 (minicnn.data.xray says why).
+CLASS_SCHEMES = {2: CLASS_NAMES, 3: THREE_CLASS_NAMES}
+# --optimizer: the name on the command line -> the class in minicnn.optimizers.
+OPTIMIZER_CLASSES = {"adam": "Adam", "rmsprop": "RMSprop"}
 SPLIT_COLUMNS = ["file", "label", "subset"]  # split.csv: subset is "train" or "validation"
-# test_predictions.csv: P(Normal) of each test image under the final and the best weights.
+# test_predictions.csv: P(Normal) of each test image under the final and the best weights; with
+# --classes 3, three probabilities a set of weights (three_class_prediction_columns()).
 TEST_PREDICTION_COLUMNS = ["file", "label", "p_normal_final", "p_normal_best"]
 KAGGLE_HELP = """\
 Get the Kaggle "CoronaHack - Chest X-Ray-Dataset":
@@ -119,9 +151,12 @@ RESUME_SETTINGS = (
     "no_augment",
     "class_weight",
     "record_test_each_epoch",  # changes no arithmetic, but a resume without it would leave a gap in the record
+    "classes",
+    "optimizer",
+    "split_file",
 )
 # What a settings.json written before a setting existed means by leaving it out.
-RESUME_DEFAULTS = {"record_test_each_epoch": False}
+RESUME_DEFAULTS = {"record_test_each_epoch": False, "classes": 2, "optimizer": "adam", "split_file": None}
 SETTINGS_FILE = "settings.json"
 
 
@@ -140,20 +175,38 @@ def flag(name: str) -> str:
 # ----------------------------------------------------------------------------
 
 
-def build_study_model(image_size: int = 300, seed: int = 0) -> mc.Sequential:
+def build_study_model(image_size: int = 300, seed: int = 0, classes: int = 2) -> mc.Sequential:
     """The study's network: :func:`minicnn.models.study_cnn` (kept under this name for older callers).
 
     Returns
     -------
     mc.Sequential
-        Built, not compiled. Its output is P(Normal), the probability of label 1.
+        Built, not compiled. Its output is P(Normal), the probability of label 1, (N, 1); with
+        ``classes=3`` the probabilities of Normal, bacterial and viral, (N, 3).
     """
     if image_size < MIN_IMAGE_SIZE:  # said in the option's words; study_cnn says it in the library's
         raise ValueError(
             f"--image-size {image_size} is too small for the study's four conv/pool stages: "
             f"the smallest valid size is {MIN_IMAGE_SIZE}"
         )
-    return study_cnn(image_size, seed)
+    return study_cnn(image_size, seed, classes)
+
+
+def compile_study_model(model: mc.Sequential, args: argparse.Namespace) -> None:
+    """The study's recipe: Adam (or --optimizer rmsprop) at --learning-rate, and the loss of --classes.
+
+    2 classes: binary cross-entropy on the sigmoid's P(Normal), -[y log p + (1 - y) log(1 - p)].
+    3 classes: categorical cross-entropy on the softmax, -log p_y, with the labels as integers
+    (the "sparse" form: no one-hot rows needed).
+    """
+    optimizer_class = getattr(optimizers, OPTIMIZER_CLASSES[args.optimizer])
+    loss = losses.BinaryCrossentropy() if args.classes == 2 else "sparse_categorical_crossentropy"
+    model.compile(optimizer=optimizer_class(learning_rate=args.learning_rate), loss=loss, metrics=["accuracy"])
+
+
+def optimizer_name(args: argparse.Namespace) -> str:
+    """'Adam' or 'RMSprop', as the study's text and minicnn.optimizers spell it."""
+    return OPTIMIZER_CLASSES[args.optimizer]
 
 
 # ----------------------------------------------------------------------------
@@ -197,7 +250,29 @@ def build_parser(prog: str | None = None) -> OneLineErrorParser:
     parser.add_argument(
         "--batch-size", default=study["batch_size"], metavar="N", help="images per training step (default: %(default)s)"
     )
-    parser.add_argument("--learning-rate", default=1e-4, metavar="X", help="Adam's step size (default: %(default)s)")
+    parser.add_argument(
+        "--learning-rate",
+        default=1e-4,
+        metavar="X",
+        help="the optimiser's step size (Adam's, or RMSprop's with --optimizer rmsprop) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--optimizer",
+        choices=list(OPTIMIZER_CLASSES),
+        default="adam",
+        help="adam, the study's, or rmsprop, which the study also tried (Keras's form: rho 0.9) (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--classes",
+        type=int,
+        choices=list(CLASS_SCHEMES),
+        default=2,
+        help="2: the study's labels, Pneumonia 0 and Normal 1, a sigmoid output P(Normal); 3: Normal 0, "
+        "bacterial pneumonia 1, viral pneumonia 2, a softmax output and the categorical cross-entropy, "
+        "each X-ray called its most probable class (so no --threshold); with 3, a pneumonia of neither "
+        "kind (CoronaHack's 2 Stress-Smoking ARDS X-rays, both in train) is skipped and listed with the "
+        "data's problems (default: %(default)s)",
+    )
     parser.add_argument(
         "--image-size",
         default=study["image_size"],
@@ -211,7 +286,11 @@ def build_parser(prog: str | None = None) -> OneLineErrorParser:
         help="fraction of the training images held out for validation, stratified, in [0, 1) (default: %(default)s)",
     )
     parser.add_argument("--no-augment", action="store_true", help="train without random rotation/shift/zoom")
-    parser.add_argument("--class-weight", choices=["balanced"], help="weigh classes by inverse frequency")
+    parser.add_argument(
+        "--class-weight",
+        choices=["balanced"],
+        help="weigh classes by inverse frequency (each of the 2 or 3 classes: n / (K n_k))",
+    )
     parser.add_argument(
         "--seed",
         default=0,
@@ -219,6 +298,12 @@ def build_parser(prog: str | None = None) -> OneLineErrorParser:
         help="fixes the weights, the validation split, shuffling and augmentation (default: %(default)s)",
     )
     parser.add_argument("--limit", metavar="N", help="use only the first N images of each split (quick runs)")
+    parser.add_argument(
+        "--split-file",
+        metavar="FILE",
+        help="train and validate on the sides of split.csv of another run (its images must be this run's "
+        "training images, with the same labels) instead of drawing the split from --seed",
+    )
     add_threshold_option(parser)
     parser.add_argument(
         "--record-test-each-epoch",
@@ -256,14 +341,33 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
         args = parser.parse_args(argv)
         args.data = sample_path()
     check_numbers(args)
+    check_classes_options(args, argv, prog)
     return args
+
+
+def check_classes_options(args: argparse.Namespace, argv: list[str] | None, prog: str | None) -> None:
+    """With --classes 3 the prediction is the argmax: a --threshold given is refused, and none is kept.
+
+    Whether --threshold was given is seen by parsing once more with no default for it (argparse
+    also accepts abbreviations such as --thr, which a look for the word would miss).
+    """
+    if args.classes == 2:
+        return
+    probe = build_parser(prog)
+    probe.set_defaults(threshold=None)
+    if probe.parse_args(argv).threshold is not None:
+        fail(
+            f"--threshold {args.threshold}: with --classes {args.classes} each X-ray is called its most probable "
+            "class, so there is no threshold; leave out --threshold (it applies to --classes 2 only)"
+        )
+    args.threshold = None
 
 
 def check_numbers(args: argparse.Namespace) -> None:
     """Convert every numeric option to its type and check it against :data:`NUMBER_OPTIONS`."""
     for name, (kind, allowed, what_is_allowed) in NUMBER_OPTIONS.items():
         value = getattr(args, name)
-        if value is None:  # an optional number that was not given (--limit, --time-budget)
+        if value is None:  # an optional number that was not given (--limit, --time-budget, --threshold of 3 classes)
             continue
         try:
             number = kind(value)
@@ -299,26 +403,33 @@ def find_data_dir(requested: Path | None) -> Path:
     fail(f"no --data given, and no X-ray data found in the default places (looked in: {tried}).\n{KAGGLE_HELP}")
 
 
-def usable_labels(data_dir: Path, split: str, limit: int | None) -> np.ndarray:
+def usable_labels(data_dir: Path, split: str, limit: int | None, classes: int = 2) -> np.ndarray:
     """The labels of the images ``load_split`` will try to decode, read from the listing alone.
 
-    The same rows load_split keeps: a known label, a file listed once, a file that exists;
-    then --limit. No image is opened, so this is quick even for the full data set.
+    The same rows load_split keeps: a known label (with 3 classes, a known kind of pneumonia), a
+    file listed once, a file that exists; then --limit. No image is opened, so this is quick even
+    for the full data set.
     """
-    frame = read_metadata(data_dir, split)
+    return usable_rows(data_dir, split, limit, classes)["label"].to_numpy()
+
+
+def usable_rows(data_dir: Path, split: str, limit: int | None, classes: int = 2) -> pd.DataFrame:
+    """The rows of the listing behind :func:`usable_labels` (columns as :func:`minicnn.data.xray.read_metadata`)."""
+    frame = read_metadata(data_dir, split, classes)
     frame = frame[frame["label"] >= 0].drop_duplicates("file")
-    labels = frame["label"].to_numpy()[[os.path.isfile(path) for path in frame["path"]]]
-    if limit is not None and len(labels):
-        labels = labels[first_of_each_class(labels, limit)]
-    return labels
+    frame = frame[[os.path.isfile(path) for path in frame["path"]]]
+    if limit is not None and len(frame):
+        frame = frame.iloc[first_of_each_class(frame["label"].to_numpy(), limit)]
+    return frame
 
 
 def check_data(data_dir: Path, args: argparse.Namespace) -> None:
     """Refuse a folder that is not X-ray data, or options that leave no image to train or test on."""
+    classes = getattr(args, "classes", 2)  # benchmarks/keras_study.py's options have no --classes
     try:
         detect_layout(data_dir)
-        train_labels = usable_labels(data_dir, "train", args.limit)
-        test_labels = usable_labels(data_dir, "test", args.limit)
+        train_labels = usable_labels(data_dir, "train", args.limit, classes)
+        test_labels = usable_labels(data_dir, "test", args.limit, classes)
     except (FileNotFoundError, ValueError) as error:  # a wrong layout or an unusable CSV
         fail(f"--data {data_dir}: {error}")
     for split, labels in (("train", train_labels), ("test", test_labels)):
@@ -331,6 +442,16 @@ def check_data(data_dir: Path, args: argparse.Namespace) -> None:
             f"--val-split {args.val_split}: holds out all {len(train_labels)} training images{limited}, "
             "leaving none to train on; lower --val-split or raise --limit"
         )
+
+
+def check_split_file(data_dir: Path, args: argparse.Namespace) -> None:
+    """--split-file must exist and fit the training images as listed (checked again once they are decoded)."""
+    if args.split_file is None:
+        return
+    if not Path(args.split_file).is_file():
+        fail(f"--split-file {args.split_file}: no such file")
+    rows = usable_rows(data_dir, "train", args.limit, args.classes)
+    read_split_file(Path(args.split_file), rows["file"].tolist(), rows["label"].to_numpy())
 
 
 def check_out_folder(out: Path) -> None:
@@ -348,6 +469,12 @@ def architecture(model: mc.Sequential) -> dict[str, Any]:
     """The model's config without its compile settings: what a checkpoint must share to be resumed."""
     config = {key: value for key, value in model.get_config().items() if key != "compile"}
     return json.loads(json.dumps(config))  # tuples and lists compare alike once both are JSON
+
+
+def classes_of(model: mc.Sequential) -> int:
+    """How many classes the study's network tells apart: 2 for one sigmoid output, else its outputs."""
+    outputs = int(np.prod(model.output_shape))
+    return 2 if outputs == 1 else outputs
 
 
 def as_option(name: str, value: Any) -> str:
@@ -372,7 +499,7 @@ def load_checkpoint(args: argparse.Namespace) -> mc.Sequential:
         model = mc.load_model(path)
     except ModelFileError as error:
         fail(f"--resume: {error}")
-    expected = build_study_model(args.image_size, args.seed)
+    expected = build_study_model(args.image_size, args.seed, args.classes)
     saved, wanted = architecture(model), architecture(expected)
     if saved.get("input_shape") != wanted["input_shape"]:
         height, width = saved.get("input_shape", ["?", "?"])[:2]
@@ -382,6 +509,19 @@ def load_checkpoint(args: argparse.Namespace) -> mc.Sequential:
         )
     if saved.get("seed") != wanted["seed"]:
         fail(f"--resume: {path} was trained with --seed {saved.get('seed')}, not --seed {args.seed}")
+    saved_classes = classes_of(model)
+    if saved_classes != args.classes:
+        fail(
+            f"--resume: {path} was trained with --classes {saved_classes}, not --classes {args.classes}; "
+            "resume with its --classes, or give another --out to start afresh"
+        )
+    saved_optimizer = type(model.optimizer).__name__ if model.optimizer is not None else None
+    if saved_optimizer != optimizer_name(args):
+        shown = {name: option for option, name in OPTIMIZER_CLASSES.items()}.get(saved_optimizer, saved_optimizer)
+        fail(
+            f"--resume: {path} was trained with --optimizer {shown}, not --optimizer {args.optimizer}; "
+            "resume with its --optimizer, or give another --out to start afresh"
+        )
     if saved != wanted:
         fail(f"--resume: {path} holds a different network from the study's, which this script trains")
     settings_path = args.out / SETTINGS_FILE
@@ -451,19 +591,54 @@ def read_rows(path: Path, columns: list[str], epochs_done: int) -> list[list[str
         return [[row[c] for c in columns] for row in csv.DictReader(file) if int(row["epoch"]) <= epochs_done]
 
 
-def report_row(epoch: int, report: dict[str, Any]) -> list[Any]:
-    """One row of test_history.csv: the epoch (1-based), then classification_report's figures ("" for n/a)."""
-    return [epoch, *("" if report[key] is None else report[key] for key in TEST_HISTORY_COLUMNS[1:])]
+def test_history_columns(classes: int) -> list[str]:
+    """The columns of test_history.csv for --classes 2 or 3."""
+    return TEST_HISTORY_COLUMNS if classes == 2 else THREE_CLASS_TEST_HISTORY_COLUMNS
+
+
+def flat_figures(report: dict[str, Any]) -> dict[str, Any]:
+    """A report's figures under the names of test_history.csv: multiclass_report's per-class recalls flattened."""
+    figures = dict(report)
+    for name, values in report.get("per_class", {}).items():
+        figures[f"recall_{name.lower()}"] = values["recall"]
+    return figures
+
+
+def report_row(epoch: int, report: dict[str, Any], columns: list[str] = TEST_HISTORY_COLUMNS) -> list[Any]:
+    """One row of test_history.csv: the epoch (1-based), then the report's figures ("" for n/a)."""
+    figures = flat_figures(report)
+    return [epoch, *("" if figures[key] is None else figures[key] for key in columns[1:])]
+
+
+def three_class_prediction_columns(class_names: Sequence[str]) -> list[str]:
+    """test_predictions.csv's columns with K classes: file, label, p_<class>_final each, p_<class>_best each."""
+    return [
+        "file",
+        "label",
+        *(f"p_{name.lower()}_final" for name in class_names),
+        *(f"p_{name.lower()}_best" for name in class_names),
+    ]
 
 
 def write_test_predictions(path: Path, test: XrayDataset, p_final: np.ndarray, p_best: np.ndarray) -> None:
-    """test_predictions.csv: file, label (1 = Normal), P(Normal) of the final and of the best weights, (N,) each.
+    """test_predictions.csv: file, label, then the model's outputs under the final and the best weights.
 
-    Nine significant digits write a float32 exactly, so thresholding these columns gives back
-    metrics.json's confusion matrices.
+    2 classes: P(Normal) (label 1 = Normal) of each set of weights, ``p_final`` and ``p_best``
+    (N,) each. K classes: ``p_final`` and ``p_best`` (N, K), one column per class and set of
+    weights (:func:`three_class_prediction_columns`; labels 0 Normal, 1 bacterial, 2 viral).
+    Nine significant digits write a float32 exactly, so thresholding (or taking the argmax of)
+    these columns gives back metrics.json's confusion matrices.
     """
-    rows = zip(test.frame["file"], (int(label) for label in test.labels), p_final, p_best, strict=True)
-    write_csv(path, TEST_PREDICTION_COLUMNS, ([name, label, f"{a:.9g}", f"{b:.9g}"] for name, label, a, b in rows))
+    p_final, p_best = np.asarray(p_final), np.asarray(p_best)
+    labels = [int(label) for label in test.labels]
+    if p_final.ndim == 1:
+        columns = TEST_PREDICTION_COLUMNS
+        values = np.stack([p_final, p_best], axis=1)  # (N, 2)
+    else:
+        columns = three_class_prediction_columns(test.class_names)
+        values = np.concatenate([p_final, p_best], axis=1)  # (N, 2K)
+    rows = zip(test.frame["file"], labels, values, strict=True)
+    write_csv(path, columns, ([name, label, *(f"{p:.9g}" for p in row)] for name, label, row in rows))
 
 
 class HistoryFile(Callback):
@@ -506,25 +681,27 @@ class TestHistoryFile(Callback):
     test : XrayDataset
         The test split (images (N, S, S, 1) uint8, labels (N,)).
     batch_size, threshold
-        As for the final evaluation.
+        As for the final evaluation (threshold None with 3 classes: the argmax).
     epochs_done : int
         Epochs already trained (a resumed run): their rows are kept, later ones dropped.
     """
 
-    def __init__(self, path: Path, test: XrayDataset, batch_size: int, threshold: float, epochs_done: int) -> None:
+    def __init__(
+        self, path: Path, test: XrayDataset, batch_size: int, threshold: float | None, epochs_done: int
+    ) -> None:
         self.path, self.test, self.batch_size, self.threshold = path, test, batch_size, threshold
-        self.rows: list[list[Any]] = read_rows(path, TEST_HISTORY_COLUMNS, epochs_done)
+        self.columns = test_history_columns(len(test.class_names))
+        self.rows: list[list[Any]] = read_rows(path, self.columns, epochs_done)
         self.write()
 
     def on_epoch_end(self, epoch: int, logs: dict[str, float]) -> None:
-        report = classification_report(
-            self.test.labels, predict_normal(self.model, self.test.images, self.batch_size), threshold=self.threshold
-        )
-        self.rows.append(report_row(epoch + 1, report))
+        outputs = predict_outputs(self.model, self.test.images, self.batch_size)
+        report = test_report(self.test.labels, outputs, self.threshold, self.test.class_names)
+        self.rows.append(report_row(epoch + 1, report, self.columns))
         self.write()
 
     def write(self) -> None:
-        write_csv(self.path, TEST_HISTORY_COLUMNS, self.rows)
+        write_csv(self.path, self.columns, self.rows)
 
 
 def write_split(path: Path, train: XrayDataset, train_index: np.ndarray, val_index: np.ndarray) -> None:
@@ -539,6 +716,59 @@ def write_split(path: Path, train: XrayDataset, train_index: np.ndarray, val_ind
     write_csv(
         path, SPLIT_COLUMNS, zip(train.frame["file"], (int(label) for label in train.labels), subset, strict=True)
     )
+
+
+def read_split_file(path: Path, files: Sequence[str], labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train_index, val_index) of the training images as another run's split.csv (--split-file) assigns them.
+
+    The file must name exactly this run's training images, each with the label this run gives it
+    (so a 2-class run's split.csv does not fit a 3-class run, which skips two images and numbers
+    the classes otherwise); anything else is refused (exit 2), naming what differs.
+
+    Parameters
+    ----------
+    path : Path
+        The split.csv, columns :data:`SPLIT_COLUMNS`.
+    files : sequence of str, (N,)
+        The training images' file names (``XrayDataset.frame["file"]``).
+    labels : numpy.ndarray of shape (N,)
+        Their labels.
+
+    Returns
+    -------
+    tuple of numpy.ndarray of int, (T,) and (V,)
+        Indices into ``files``, increasing.
+    """
+    try:
+        with open(path, newline="") as file:
+            reader = csv.DictReader(file)
+            rows = list(reader)
+            columns = reader.fieldnames
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        fail(f"--split-file {path}: cannot be read ({error})")
+    if columns != SPLIT_COLUMNS:
+        fail(f"--split-file {path}: has the columns {columns}, expected {SPLIT_COLUMNS}")
+    position = {name: index for index, name in enumerate(files)}
+    listed = {row["file"] for row in rows}
+    if len(listed) != len(rows) or listed != set(position):
+        missing, extra = len(set(position) - listed), len(listed - set(position))
+        fail(
+            f"--split-file {path}: names {len(rows)} images, the training split has {len(position)} "
+            f"({missing} of them not in the file, {extra} in the file not among them, "
+            f"{len(rows) - len(listed)} listed twice); it was written for other data or other --classes"
+        )
+    in_validation = np.zeros(len(position), dtype=bool)
+    for row in rows:
+        index = position[row["file"]]
+        if row["label"] != str(int(labels[index])):
+            fail(
+                f"--split-file {path}: {row['file']} has label {row['label']}, here {int(labels[index])}; "
+                "it was written for other --classes"
+            )
+        if row["subset"] not in ("train", "validation"):
+            fail(f"--split-file {path}: {row['file']} has subset {row['subset']!r}; allowed: train, validation")
+        in_validation[index] = row["subset"] == "validation"
+    return np.flatnonzero(~in_validation), np.flatnonzero(in_validation)
 
 
 class TimeBudgetSpent(Exception):
@@ -571,10 +801,15 @@ class TimeBudget(Callback):
             raise TimeBudgetSpent
 
 
-def class_counts(labels: np.ndarray) -> str:
-    """'19 Pneumonia, 19 Normal' for an array of 0/1 labels."""
-    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(CLASS_NAMES))
-    return ", ".join(f"{counts[label]} {name}" for label, name in CLASS_NAMES.items())
+def class_counts(labels: np.ndarray, class_names: dict[int, str] = CLASS_NAMES) -> str:
+    """'19 Pneumonia, 19 Normal' for an array of 0/1 labels; '24 Normal, 12 bacterial, 12 viral' for 3 classes."""
+    counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(class_names))
+    return ", ".join(f"{counts[label]} {name}" for label, name in class_names.items())
+
+
+def class_counts_legend(class_names: Sequence[str]) -> str:
+    """'Normal 0, bacterial 1, viral 2': each class's integer label."""
+    return ", ".join(f"{name} {label}" for label, name in enumerate(class_names))
 
 
 def plural(count: int, word: str, words: str | None = None) -> str:
@@ -601,8 +836,8 @@ def weights_age(model: mc.Sequential) -> str:
 # ----------------------------------------------------------------------------
 
 
-def predict_normal(model: mc.Sequential, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """P(Normal) for each image, (N,)."""
+def predict_outputs(model: mc.Sequential, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """The model's output for each image: P(Normal), (N,), for 2 classes; the K probabilities, (N, K), for K."""
     source = Batches(
         images,
         np.zeros(len(images), dtype=np.uint8),
@@ -611,7 +846,89 @@ def predict_normal(model: mc.Sequential, images: np.ndarray, batch_size: int) ->
         transform=rescale_only,
         prefetch=True,
     )
-    return np.asarray(model.predict(source)).reshape(-1)
+    outputs = np.asarray(model.predict(source))
+    return outputs.reshape(-1) if classes_of(model) == 2 else outputs.reshape(len(images), -1)
+
+
+def predict_normal(model: mc.Sequential, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """P(Normal) for each image, (N,): the study's one sigmoid output."""
+    return predict_outputs(model, images, batch_size).reshape(-1)
+
+
+def test_report(
+    labels: np.ndarray, outputs: np.ndarray, threshold: float | None, class_names: Sequence[str]
+) -> dict[str, Any]:
+    """The figures of one set of weights on some images (the test split, or the validation split).
+
+    2 classes, ``labels`` (N,) 0/1 and ``outputs`` P(Normal) (N,): :func:`minicnn.metrics.classification_report`
+    at ``threshold``, Pneumonia the positive class. 3 classes, ``labels`` (N,) 0/1/2 and ``outputs``
+    (N, 3): :func:`minicnn.metrics.multiclass_report` (the argmax), plus :func:`bacterial_versus_viral`.
+    ``class_names``: the name of label 0, 1, ... (used with 3 classes).
+    """
+    if outputs.ndim == 1:
+        return classification_report(labels, outputs, threshold=threshold)
+    report = multiclass_report(labels, outputs, class_names)
+    return {**report, "bacterial_vs_viral": bacterial_versus_viral(labels, outputs)}
+
+
+def ratio(numerator: float, denominator: float) -> float | None:
+    """numerator / denominator, or None (undefined, "n/a") when the denominator is 0."""
+    return float(numerator / denominator) if denominator else None
+
+
+def kind_block(matrix: np.ndarray) -> dict[str, Any]:
+    """The figures of a 2 x 2 bacterial (row/column 0) versus viral (1) matrix, viral the positive class.
+
+    accuracy = (TN + TP) / n; sensitivity = TP / (TP + FN), the viral X-rays called viral;
+    specificity = TN / (TN + FP), the bacterial X-rays called bacterial.
+    """
+    (bacterial_bacterial, bacterial_viral), (viral_bacterial, viral_viral) = matrix.tolist()
+    total = int(matrix.sum())
+    return {
+        "labels": ["bacterial", "viral"],
+        "rows": "actual",
+        "columns": "predicted",
+        "matrix": matrix.tolist(),
+        "n": total,
+        "accuracy": ratio(bacterial_bacterial + viral_viral, total),
+        "sensitivity": ratio(viral_viral, viral_bacterial + viral_viral),
+        "specificity": ratio(bacterial_bacterial, bacterial_bacterial + bacterial_viral),
+    }
+
+
+def bacterial_versus_viral(labels: np.ndarray, prob: np.ndarray) -> dict[str, Any]:
+    """metrics.json's "bacterial_vs_viral": how well the 3-class network tells the two pneumonias apart.
+
+    Two 2 x 2 matrices, viral the positive class (so sensitivity is the viral X-rays called viral,
+    specificity the bacterial ones called bacterial):
+
+    * ``sub_matrix``: rows and columns 1-2 (bacterial, viral) of the 3 x 3 confusion matrix: the
+      pneumonias the network also called a pneumonia (those it called Normal are left out, and
+      counted in ``pneumonias_called_normal``);
+    * ``forced_choice``: every pneumonia of the test split, called bacterial or viral by the larger
+      of P(bacterial) and P(viral) (a tie is bacterial, as the argmax takes the first): the figure of
+      a network that is only asked "which kind", as in Kermany et al. (2018), whose bacterial-versus-
+      viral model saw pneumonias only.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray of shape (N,)
+        0 Normal, 1 bacterial, 2 viral.
+    prob : numpy.ndarray of shape (N, 3)
+        The softmax output, columns in the same order.
+    """
+    matrix = confusion_matrix(labels, prob.argmax(axis=1), labels=range(3))
+    pneumonia = labels > 0
+    called_viral = (prob[pneumonia, 2] > prob[pneumonia, 1]).astype(np.int64)
+    forced = confusion_matrix(labels[pneumonia] - 1, called_viral, labels=(0, 1))
+    return {
+        "positive_class": "viral",
+        "sensitivity_means": "viral X-rays called viral: TP / (TP + FN)",
+        "specificity_means": "bacterial X-rays called bacterial: TN / (TN + FP)",
+        "sub_matrix": kind_block(matrix[1:, 1:]),
+        "pneumonias_called_normal": int(matrix[1:, 0].sum()),
+        "forced_choice": kind_block(forced),
+    }
 
 
 def evaluate_on_test(
@@ -622,15 +939,19 @@ def evaluate_on_test(
     history: dict[str, list[float]],
     best_path: Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the final weights (and best.npz) on the test split; write metrics.json and the figures.
+    """Evaluate the final weights (and best.npz) on the test split; write metrics.json, the figures, the predictions.
 
     Everything is written into ``args.out``; best.npz is read from ``best_path`` (default: ``args.out``).
+    The number of classes is the test split's (``test.class_names``); ``args.threshold`` is None for 3.
 
     The final weights are the study's figures: metrics.json's top level, the confusion matrix,
-    the ROC curve and the prediction grid. best.npz, when there is one, gets the "best" section.
+    the ROC curve(s) and the prediction grid. best.npz, when there is one, gets the "best" section.
+    test_predictions.csv holds both sets of outputs (not written without best.npz).
     """
-    prob_normal = predict_normal(model, test.images, args.batch_size)
-    report = classification_report(test.labels, prob_normal, threshold=args.threshold)
+    outputs = predict_outputs(model, test.images, args.batch_size)
+    report = test_report(test.labels, outputs, args.threshold, test.class_names)
+    best, best_outputs = evaluate_best(test, args, history, best_path or args.out / "best.npz")
+    three_classes = outputs.ndim == 2
     metrics = {
         "weights": {
             "file": "checkpoint.npz",
@@ -639,29 +960,44 @@ def evaluate_on_test(
             "trained": weights_age(model),
         },
         **report,
-        "class_names": {str(label): name for label, name in CLASS_NAMES.items()},
-        "model_output": "P(Normal): an X-ray is predicted Normal when it is above the threshold",
-        "best": evaluate_best(test, args, history, best_path or args.out / "best.npz"),
+        "classes": len(test.class_names),
+        "class_names": {str(label): name for label, name in enumerate(test.class_names)},
+        "model_output": (
+            "softmax: P(Normal), P(bacterial), P(viral); an X-ray is predicted its most probable class"
+            if three_classes
+            else "P(Normal): an X-ray is predicted Normal when it is above the threshold"
+        ),
+        "best": best,
         "run": run,
     }
+    if not three_classes:  # the binary metrics.json as it always was: no new key among the study's
+        del metrics["classes"]
     write_text(args.out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    if best_outputs is not None:  # its columns are of both sets of weights
+        write_test_predictions(args.out / "test_predictions.csv", test, outputs, best_outputs)
 
     matrix = np.array(report["confusion_matrix"]["matrix"])
     plot_confusion_matrix(matrix, report["confusion_matrix"]["labels"], args.out / "confusion_matrix.png")
+    shown = np.random.default_rng(args.seed).permutation(len(test.labels))[:16]
+    if three_classes:
+        plot_roc_one_vs_rest(test.labels, outputs, args.out / "roc.png", test.class_names)
+        plot_class_prediction_grid(
+            test.images[shown], test.labels[shown], outputs[shown], args.out / "predictions.png", test.class_names
+        )
+        return metrics
     if report["roc_auc"] is None:  # a ROC curve needs both classes among the test images
         print(f"note: the test split holds one class only; {args.out / 'roc.png'} not drawn", file=sys.stderr)
     else:
         plot_roc(
             (test.labels == 0).astype(int),
-            1 - prob_normal,
+            1 - outputs,
             args.out / "roc.png",
             title="ROC, Pneumonia as the positive class",
         )
-    shown = np.random.default_rng(args.seed).permutation(len(test.labels))[:16]
     plot_prediction_grid(
         test.images[shown],
         test.labels[shown],
-        prob_normal[shown],
+        outputs[shown],
         args.out / "predictions.png",
         threshold=args.threshold,
     )
@@ -670,27 +1006,45 @@ def evaluate_on_test(
 
 def evaluate_best(
     test: XrayDataset, args: argparse.Namespace, history: dict[str, list[float]], path: Path
-) -> dict[str, Any] | None:
-    """The "best" section of metrics.json: best.npz (``path``) on the test split, or None when there is none."""
+) -> tuple[dict[str, Any] | None, np.ndarray | None]:
+    """The "best" section of metrics.json and best.npz's outputs on the test split; (None, None) without best.npz."""
     if not path.is_file():
-        return None
+        return None, None
     best = mc.load_model(path)
     monitor = "val_loss" if history.get("val_loss") else "loss"
     epoch = best.completed_epochs
     values = history.get(monitor, [])
-    report = classification_report(
-        test.labels, predict_normal(best, test.images, args.batch_size), threshold=args.threshold
-    )
-    return {
+    outputs = predict_outputs(best, test.images, args.batch_size)
+    section = {
         "file": "best.npz",
         "epoch": epoch,
         "monitor": monitor,
         "value": values[epoch - 1] if 0 < epoch <= len(values) else None,
-        **report,
+        **test_report(test.labels, outputs, args.threshold, test.class_names),
     }
+    return section, outputs
 
 
 def figures_line(report: dict[str, Any]) -> str:
+    """The report's headline figures in one line ("n/a" for an undefined one)."""
+    if "per_class" in report:
+        names = {
+            "accuracy": "accuracy",
+            "macro_recall": "macro recall",
+            "macro_precision": "macro precision",
+            "macro_f1": "macro F1",
+            "macro_roc_auc": "macro ROC AUC",
+        }
+        line = ", ".join(f"{label} {format_metric(report[key])}" for key, label in names.items())
+        recalls = ", ".join(f"{name} {format_metric(values['recall'])}" for name, values in report["per_class"].items())
+        kinds = report["bacterial_vs_viral"]
+        blocks = [
+            f"\n    bacterial vs viral, viral positive, {label}: accuracy {format_metric(kinds[key]['accuracy'])}, "
+            f"sensitivity {format_metric(kinds[key]['sensitivity'])}, "
+            f"specificity {format_metric(kinds[key]['specificity'])}"
+            for key, label in (("sub_matrix", "the 2x2 block"), ("forced_choice", "every pneumonia"))
+        ]
+        return f"{line}\n    recall: {recalls}{''.join(blocks)}"
     names = {
         "accuracy": "accuracy",
         "sensitivity": "sensitivity",
@@ -704,10 +1058,17 @@ def figures_line(report: dict[str, Any]) -> str:
 
 def print_report(metrics: dict[str, Any], args: argparse.Namespace) -> None:
     """Say which weights the numbers describe, what they mean, and where the files are."""
-    print(
-        f"\ntest split, {metrics['n_test']} images; Pneumonia is the positive class; an X-ray is called "
-        f"Normal when P(Normal) > {args.threshold} (n/a: undefined, e.g. no image of a class)"
-    )
+    if "per_class" in metrics:
+        classes = ", ".join(f"{name} ({label})" for label, name in metrics["class_names"].items())
+        print(
+            f"\ntest split, {metrics['n_test']} images; each X-ray is called its most probable class of "
+            f"{classes} (n/a: undefined, e.g. no image of a class)"
+        )
+    else:
+        print(
+            f"\ntest split, {metrics['n_test']} images; Pneumonia is the positive class; an X-ray is called "
+            f"Normal when P(Normal) > {args.threshold} (n/a: undefined, e.g. no image of a class)"
+        )
     print(
         f"  final weights (checkpoint.npz, {metrics['weights']['trained']}): "
         f"metrics.json, confusion_matrix.png, roc.png, predictions.png"
@@ -751,20 +1112,33 @@ def run_section(model: mc.Sequential, args: argparse.Namespace, budget: TimeBudg
 
 
 def load_data(data_dir: Path, split: str, args: argparse.Namespace) -> XrayDataset:
-    """Decode one split (or read it from the cache), with progress bars only on a terminal."""
-    return load_split(data_dir, split, image_size=args.image_size, limit=args.limit, progress=sys.stderr.isatty())
+    """Decode one split (or read it from the cache), with progress bars only on a terminal.
+
+    ``args.classes`` (2 when absent) chooses the labels: see :func:`minicnn.data.xray.load_split`.
+    """
+    return load_split(
+        data_dir,
+        split,
+        image_size=args.image_size,
+        limit=args.limit,
+        progress=sys.stderr.isatty(),
+        classes=getattr(args, "classes", 2),
+    )
 
 
 def describe_data(
     train: XrayDataset, train_index: np.ndarray, val_index: np.ndarray, test: XrayDataset, args: argparse.Namespace
 ) -> None:
     """Print what the run trains, validates and tests on, per class (validation is held out of train/)."""
-    print(f"  train       {len(train_index):5d} images: {class_counts(train.labels[train_index])}")
+    names = dict(enumerate(train.class_names))
+    split_file = getattr(args, "split_file", None)
+    how = f"--split-file {split_file}, of the" if split_file else f"--val-split {args.val_split} of the"
+    print(f"  train       {len(train_index):5d} images: {class_counts(train.labels[train_index], names)}")
     print(
-        f"  validation  {len(val_index):5d} images: {class_counts(train.labels[val_index])}"
-        f"  (--val-split {args.val_split} of the {len(train.labels)} training images, stratified)"
+        f"  validation  {len(val_index):5d} images: {class_counts(train.labels[val_index], names)}"
+        f"  ({how} {len(train.labels)} training images{'' if split_file else ', stratified'})"
     )
-    print(f"  test        {len(test.labels):5d} images: {class_counts(test.labels)}")
+    print(f"  test        {len(test.labels):5d} images: {class_counts(test.labels, names)}")
 
 
 def prepare_out_folder(model: mc.Sequential, args: argparse.Namespace, steps_per_epoch: int) -> None:
@@ -793,6 +1167,8 @@ def prepare_out_folder(model: mc.Sequential, args: argparse.Namespace, steps_per
     (args.out / "best.npz").unlink(missing_ok=True)
     (args.out / "test_history.csv").unlink(missing_ok=True)  # so is an earlier run's per-epoch test record
     settings = {name: getattr(args, name) for name in RESUME_SETTINGS}
+    # For the reader only (resume compares RESUME_SETTINGS): what each label of --classes means.
+    settings["class_names"] = {str(label): name for label, name in CLASS_SCHEMES[args.classes].items()}
     write_text(args.out / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
 
 
@@ -806,17 +1182,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     use_backend(args.backend)
     data_dir = find_data_dir(args.data)
     check_data(data_dir, args)
+    check_split_file(data_dir, args)
     check_out_folder(args.out)
     checkpoint_path = args.out / "checkpoint.npz"
     if args.resume:
         model = load_checkpoint(args)
     else:
-        model = build_study_model(args.image_size, args.seed)
-        model.compile(
-            optimizer=optimizers.Adam(learning_rate=args.learning_rate),
-            loss=losses.BinaryCrossentropy(),
-            metrics=["accuracy"],
-        )
+        model = build_study_model(args.image_size, args.seed, args.classes)
+        compile_study_model(model, args)
 
     if args.demo:
         print(
@@ -838,7 +1211,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     started = time.perf_counter()
     train = load_data(data_dir, "train", args)
     test = load_data(data_dir, "test", args)
-    train_index, val_index = stratified_split(train.labels, args.val_split, seed=args.seed)
+    if args.split_file is not None:
+        train_index, val_index = read_split_file(Path(args.split_file), train.frame["file"].tolist(), train.labels)
+    else:
+        train_index, val_index = stratified_split(train.labels, args.val_split, seed=args.seed)
     if len(train_index) == 0 or len(test.labels) == 0:  # every image of a split unreadable
         fail(
             f"--data {data_dir}: no readable image left to {'train' if len(train_index) == 0 else 'test'} on "
@@ -867,9 +1243,10 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     print(
         f"backend {backend.backend_name()}, dtype {backend.default_dtype()}, images "
         f"{args.image_size}x{args.image_size} grayscale, batch {args.batch_size} "
-        f"({len(train_batches)} steps per epoch), Adam learning rate {args.learning_rate}, "
+        f"({len(train_batches)} steps per epoch), {optimizer_name(args)} learning rate {args.learning_rate}, "
         f"augmentation {'off' if args.no_augment else 'on'}, class weights {args.class_weight or 'none'}, "
         f"{plural(args.epochs, 'epoch')}"
+        + (f", {args.classes} classes ({class_counts_legend(train.class_names)})" if args.classes != 2 else "")
         + (f", time budget {args.time_budget:g} s" if args.time_budget else "")
         + (", the test split measured after every epoch (for the record only)" if args.record_test_each_epoch else "")
     )

@@ -1,11 +1,12 @@
-"""Activations: ReLU, Sigmoid and Identity, the stable ``sigmoid`` function, and the ``activation="..."`` lookup.
+"""Activations: ReLU, Sigmoid, Tanh, Softmax and Identity, the stable ``sigmoid`` and ``softmax`` functions,
+and the ``activation="..."`` lookup.
 
 An activation is a layer with no parameters. Conv2D and Dense also accept
 ``activation="relu"``; they then own one of these objects and call its forward
 and backward around their own math, exactly as if it were the next layer.
 
-:func:`sigmoid` is also the function the loss uses (:mod:`minicnn.losses` imports it
-from here), so the layer and the loss compute p the same way, bit for bit.
+:func:`sigmoid` and :func:`softmax` are also the functions the losses use (:mod:`minicnn.losses`
+imports them from here), so the layer and the loss compute p the same way, bit for bit.
 """
 
 from __future__ import annotations
@@ -38,6 +39,50 @@ def sigmoid(x: Any) -> Any:
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
+def softmax(x: Any) -> Any:
+    """exp(x) / sum(exp(x)) over the last axis, without overflow: the row maximum is subtracted first.
+
+    softmax(x) = softmax(x - c) for any c in the row; with c = max(x), every exponent is <= 0,
+    so exp never overflows (float32 overflows for x > 88) and the largest term is exactly 1.
+
+    The same numbers as :func:`minicnn.plain.activations.softmax` (bit for bit).
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., K)
+        Scores (logits), on the active backend.
+
+    Returns
+    -------
+    ndarray of the shape of ``x``
+        Each row (over the last axis) positive, summing to 1.
+    """
+    xp = backend.array_module()
+    e = xp.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def log_softmax(x: Any) -> Any:
+    """log(softmax(x)) over the last axis, stably: (x - max) - log(sum(exp(x - max))).
+
+    Never log(0): for a very negative logit softmax rounds to 0, but its log is just a large
+    negative number. The cross-entropy from logits uses it.
+
+    The same numbers as :func:`minicnn.plain.activations.log_softmax` (bit for bit).
+
+    Parameters
+    ----------
+    x : ndarray of shape (..., K)
+
+    Returns
+    -------
+    ndarray of the shape of ``x``
+    """
+    xp = backend.array_module()
+    shifted = x - x.max(axis=-1, keepdims=True)
+    return shifted - xp.log(xp.exp(shifted).sum(axis=-1, keepdims=True))
+
+
 class Activation(Layer):
     """A parameter-free elementwise layer.
 
@@ -54,6 +99,14 @@ class Activation(Layer):
     def backward_in_place(self, dy: Any) -> Any:
         """backward(dy), allowed to overwrite ``dy``."""
         return self.backward(dy)
+
+    def backward_from_dz(self, dz: Any) -> Any:
+        """dL/dx when the loss already hands over dL/dx (a fused start, :func:`minicnn.losses.start_backward`).
+
+        A standalone activation layer computes nothing before its activation, so there is no
+        math left to do: dz is returned as it is (``model.backward(gradient, from_dz=True)``).
+        """
+        return dz
 
 
 class Identity(Activation):
@@ -146,11 +199,64 @@ class Sigmoid(Activation):
         return dy * self.y * (1 - self.y)
 
 
+class Tanh(Activation):
+    """y = tanh(x);  dL/dx = dL/dy * (1 - y**2).
+
+    Shapes: x (N, ...) -> y (N, ...), unchanged. NumPy's tanh is stable for any x (it saturates at +-1).
+    """
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        """y = tanh(x); keeps y for backward.
+
+        The same numbers as :func:`minicnn.plain.activations.tanh_forward` (bit for bit).
+        """
+        self.y = backend.array_module().tanh(x)
+        return self.y
+
+    def backward(self, dy: Any) -> Any:
+        """dL/dx = dL/dy * (1 - y**2), since tanh'(x) = 1 - tanh(x)**2.
+
+        The same numbers as :func:`minicnn.plain.activations.tanh_backward` (bit for bit).
+        """
+        return dy * (1 - self.y * self.y)
+
+
+class Softmax(Activation):
+    """y = exp(x) / sum(exp(x)) over the last axis (the K classes);  dL/dx = y * (dL/dy - sum(dL/dy * y)).
+
+    Shapes: x (N, K) -> y (N, K), each row of y positive and summing to 1 (class probabilities).
+
+    Not elementwise: every y_k depends on every x_j, dy_k/dx_j = y_k ([k = j] - y_j). Multiplied
+    out with dL/dy, the K x K Jacobian collapses to  dL/dx = y * (dL/dy - sum_k dL/dy_k y_k),
+    one row at a time. Followed by categorical cross-entropy on its probabilities, the model
+    skips this backward altogether: the loss hands back dL/dx = (p - y) / N
+    (:func:`minicnn.losses.start_backward`).
+    """
+
+    def forward(self, x: Any, training: bool = False) -> Any:
+        """y = softmax(x) by the stable :func:`softmax` above (the row maximum subtracted); keeps y for backward.
+
+        The same numbers as :func:`minicnn.plain.activations.softmax_forward` (bit for bit).
+        """
+        self.y = softmax(x)
+        return self.y
+
+    def backward(self, dy: Any) -> Any:
+        """dL/dx = y * (dy - sum(dy * y, axis=-1, keepdims=True)).
+
+        The same numbers as :func:`minicnn.plain.activations.softmax_backward` (bit for bit).
+        """
+        y = self.y
+        return y * (dy - (dy * y).sum(axis=-1, keepdims=True))
+
+
 ACTIVATIONS: dict[str | None, type[Activation]] = {
     None: Identity,
     "linear": Identity,  # Keras's name for the identity activation
     "relu": ReLU,
     "sigmoid": Sigmoid,
+    "tanh": Tanh,
+    "softmax": Softmax,
 }
 
 
@@ -159,13 +265,13 @@ def get(name: str | None) -> Activation:
 
     Parameters
     ----------
-    name : str or None, one of {None, "relu", "sigmoid", "linear"}
+    name : str or None, one of {None, "relu", "sigmoid", "tanh", "softmax", "linear"}
         None and "linear" both mean the identity.
 
     Returns
     -------
     Activation
-        A new :class:`ReLU`, :class:`Sigmoid` or :class:`Identity`.
+        A new :class:`ReLU`, :class:`Sigmoid`, :class:`Tanh`, :class:`Softmax` or :class:`Identity`.
 
     Raises
     ------

@@ -199,7 +199,14 @@ class Layer:
     commutes_with_relu : bool
         True for layers whose output is unchanged when a ReLU moves from before them to
         after them (max pooling): :func:`relu_folds` may fold the ReLU into them.
+    non_trainable_params : tuple of str
+        The keys of ``params`` that no gradient trains (a class attribute; empty here,
+        ("moving_mean", "moving_variance") in BatchNormalization): ``backward`` fills no
+        ``grads`` for them, the optimiser leaves them alone, ``summary()`` counts them as
+        non-trainable and the gradient checks skip them.
     """
+
+    non_trainable_params: tuple[str, ...] = ()
 
     def __init__(self, name: str | None = None, input_shape: Shape | int | None = None) -> None:
         self.name = checks.check_optional_str(type(self).__name__, "name", name)
@@ -254,6 +261,12 @@ class Layer:
     def count_params(self) -> int:
         """Number of scalars in this layer's parameters."""
         return sum(int(np.prod(value.shape)) for value in self.params.values())
+
+    def count_trainable_params(self) -> int:
+        """Number of scalars in the parameters a gradient trains: all but ``non_trainable_params``."""
+        return sum(
+            int(np.prod(value.shape)) for key, value in self.params.items() if key not in self.non_trainable_params
+        )
 
     def get_config(self) -> dict[str, Any]:
         """The constructor arguments that rebuild this layer (saved as JSON with the model)."""

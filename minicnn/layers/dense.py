@@ -27,7 +27,7 @@ class Dense(KernelLayer):
     ----------
     units : int
         Number of outputs O.
-    activation : str or None, one of {None, "relu", "sigmoid", "linear"}, default None
+    activation : str or None, one of {None, "relu", "sigmoid", "tanh", "softmax", "linear"}, default None
         Applied to z = x @ kernel + bias, fused into this layer.
     kernel_initializer : str, default "glorot_uniform"
         A name from :mod:`minicnn.initializers`.

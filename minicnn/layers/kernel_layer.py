@@ -32,7 +32,7 @@ class KernelLayer(Layer):
     Parameters
     ----------
     activation : str or None
-        "relu", "sigmoid", "linear" or None (no activation), applied to z.
+        "relu", "sigmoid", "tanh", "softmax", "linear" or None (no activation), applied to z.
     kernel_initializer, bias_initializer : str
         Names from :mod:`minicnn.initializers`.
     name : str, optional

@@ -12,15 +12,18 @@ in the same order, within a bound on the rounding of the sum otherwise. The same
 every plain backward against central differences, so the plain track is proved right on
 its own.
 
-- ``activations.py``: relu_forward/backward, sigmoid, sigmoid_forward/backward
+- ``activations.py``: relu_forward/backward, sigmoid, sigmoid_forward/backward, tanh_forward/backward,
+  softmax, log_softmax, softmax_forward/backward
 - ``dense.py``: dense_forward/backward, flatten_forward/backward
 - ``conv.py``: conv2d_forward/backward_loops (seven loops); im2col, col2im and
   conv2d_forward/backward_im2col (one matrix product); same_padding, pad
 - ``pooling.py``: max_pool_forward/backward (the first winner takes the gradient)
 - ``dropout.py``: dropout_mask, dropout_forward/backward (inverted dropout)
 - ``losses.py``: binary_cross_entropy_forward/backward, the same from logits, and
-  sigmoid_binary_cross_entropy_backward (p - y)
-- ``optimizers.py``: sgd (momentum), adam (Keras's form)
+  sigmoid_binary_cross_entropy_backward (p - y); categorical_cross_entropy_forward/backward, the
+  same from logits, softmax_categorical_cross_entropy_backward (p - y), one_hot;
+  mean_squared_error_forward/backward
+- ``optimizers.py``: sgd (momentum), adam (Keras's form), rmsprop (Keras 3's form)
 - ``normalization.py``: batch_norm_forward/backward_train and _inference, moving_average
 - ``average_pooling.py``: average_pool_forward/backward, global_average_pool_forward/backward
 
@@ -38,7 +41,19 @@ array([[1., 0., 3.]])
 array([[1., 0., 1.]])
 """
 
-from minicnn.plain.activations import relu_backward, relu_forward, sigmoid, sigmoid_backward, sigmoid_forward
+from minicnn.plain.activations import (
+    log_softmax,
+    relu_backward,
+    relu_forward,
+    sigmoid,
+    sigmoid_backward,
+    sigmoid_forward,
+    softmax,
+    softmax_backward,
+    softmax_forward,
+    tanh_backward,
+    tanh_forward,
+)
 from minicnn.plain.average_pooling import (
     average_pool_backward,
     average_pool_forward,
@@ -63,7 +78,15 @@ from minicnn.plain.losses import (
     binary_cross_entropy_forward,
     binary_cross_entropy_logits_backward,
     binary_cross_entropy_logits_forward,
+    categorical_cross_entropy_backward,
+    categorical_cross_entropy_forward,
+    categorical_cross_entropy_logits_backward,
+    categorical_cross_entropy_logits_forward,
+    mean_squared_error_backward,
+    mean_squared_error_forward,
+    one_hot,
     sigmoid_binary_cross_entropy_backward,
+    softmax_categorical_cross_entropy_backward,
 )
 from minicnn.plain.normalization import (
     batch_norm_backward_inference,
@@ -72,7 +95,7 @@ from minicnn.plain.normalization import (
     batch_norm_forward_train,
     moving_average,
 )
-from minicnn.plain.optimizers import adam, sgd
+from minicnn.plain.optimizers import adam, rmsprop, sgd
 from minicnn.plain.pooling import max_pool_backward, max_pool_forward
 
 __all__ = [
@@ -115,4 +138,19 @@ __all__ = [
     "sigmoid",
     "sigmoid_backward",
     "sigmoid_forward",
+    "categorical_cross_entropy_backward",
+    "categorical_cross_entropy_forward",
+    "categorical_cross_entropy_logits_backward",
+    "categorical_cross_entropy_logits_forward",
+    "log_softmax",
+    "mean_squared_error_backward",
+    "mean_squared_error_forward",
+    "one_hot",
+    "rmsprop",
+    "softmax",
+    "softmax_backward",
+    "softmax_categorical_cross_entropy_backward",
+    "softmax_forward",
+    "tanh_backward",
+    "tanh_forward",
 ]
