@@ -1,10 +1,17 @@
 #!/usr/bin/env bash
 # Prove minicnn's GPU path in two prepared commands, for a GPU machine lent for a few minutes.
 #
-#   bash benchmarks/gpu_check.sh --data DIR --stage checks     # under 3 minutes
-#   bash benchmarks/gpu_check.sh --data DIR --stage study      # under 9 minutes
-#   bash benchmarks/gpu_check.sh --data DIR --stage checks --dry-run   # the same on a CPU, tiny sizes
-#   bash benchmarks/gpu_check.sh --data DIR --dry-run                  # both stages' dry runs
+#   bash benchmarks/gpu_check.sh --data DIR --stage breakdown  # call 1: about 3 minutes
+#   bash benchmarks/gpu_check.sh --data DIR --stage study      # call 2: about 8 minutes
+#   bash benchmarks/gpu_check.sh --data DIR --stage checks     # the older first call (tests, benchmark)
+#   bash benchmarks/gpu_check.sh --data DIR --stage breakdown --dry-run   # the same on a CPU, tiny sizes
+#   bash benchmarks/gpu_check.sh --data DIR --dry-run          # the dry runs of breakdown and study
+#
+# breakdown: install, the GPU test cases, the study's model beside PyTorch (bench_study_model.py),
+#         then benchmarks/epoch_time.py: the epoch taken apart (--profile), the plain epoch beside
+#         the median step for every prepared option (host or device augmentation, dropout masks on
+#         the device, TF32), and finally the RULE below picks the study's settings from those
+#         figures and writes them into defaults.env (in $OUT, and beside it for the study stage).
 #
 # checks: install minicnn without network, run the test suite's GPU cases (CuPy) and count them, time
 #         the study's model at batch 32, 300x300 with minicnn on CuPy beside PyTorch on CUDA
@@ -18,9 +25,20 @@
 # 8 files, no folders, each far below 16 MiB (what a lent GPU machine brings back). The training
 # folder itself, with its checkpoints (~200 MB), stays outside $OUT and is deleted at the end.
 #
+# THE RULE (written before any GPU has run it; the breakdown stage applies it, the study uses it):
+#   augmentation   the library's default on CuPy is the device (ImageAugmenter(device=None)). The
+#                  study keeps it if the GPU cases of tests/spec/test_augment.py passed and the host
+#                  augmentation's plain epoch is not 5 % shorter; else AUGMENT=host.
+#   dropout masks  on the device (DROPOUT_MASKS=device) if its median step is at least 5 % shorter
+#                  than the baseline's, and the GPU cases of tests/spec/test_dropout.py passed; else host.
+#   TF32           on (TF32=1) if its median step is at least 10 % shorter than the baseline's and its
+#                  epoch's training loss is within 2 % of the baseline's; else off.
+# Each line of defaults.env says which figures decided it. Without a breakdown on this machine the
+# study uses the library's defaults (AUGMENT=default DROPOUT_MASKS=host TF32=0), or --defaults FILE.
+#
 # --dry-run runs every command of the stage exactly as on the GPU except that the backend is NumPy
 # and the sizes are tiny (1 epoch at 64x64 on a few images, 1 benchmark step, a few test files);
-# it prints the install step instead of running it. tests/test_gpu_check.py runs it.
+# it prints the install step instead of running it. tests/scripts/test_gpu_check.py runs it.
 # benchmarks/README.md ("On a GPU") and docs/gpu.md say how to run this on a lent machine.
 #
 # The stages are called by name ("${STAGE}_stage"), which shellcheck cannot follow:
@@ -29,18 +47,23 @@ set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bash benchmarks/gpu_check.sh --data DIR --stage checks|study [--dry-run] [--out DIR]
-                                   [--time-budget SECONDS] [--keep]
-       bash benchmarks/gpu_check.sh --data DIR --dry-run      (both stages, into OUT/checks and OUT/study)
+usage: bash benchmarks/gpu_check.sh --data DIR --stage breakdown|study|checks [--dry-run] [--out DIR]
+                                   [--time-budget SECONDS] [--keep] [--defaults FILE]
+       bash benchmarks/gpu_check.sh --data DIR --dry-run      (breakdown and study, into OUT/breakdown and OUT/study)
 
   --data DIR             chest X-ray folder (CoronaHack or Kermany layout), e.g. data/coronahack
-  --stage checks|study   checks: install, test suite with GPU cases, benchmark (under 3 min)
+  --stage breakdown|study|checks
+                         breakdown: GPU tests, benchmark, the epoch taken apart and every prepared
+                                    option side by side; picks the study's settings (about 3 min)
                          study:  train the study on DIR with --backend cupy in a time budget (under 9 min)
+                         checks: install, test suite with GPU cases, benchmark (under 3 min)
   --dry-run              NumPy instead of CuPy/CUDA and tiny sizes, for a machine without a GPU;
                          the install step is printed, not run. Without --stage: both stages
   --out DIR              where the results go (default: $OUT, else a new temporary folder)
   --time-budget SECONDS  study: wall-clock training budget (default 480: the whole recipe on an H200)
   --keep                 study: keep the training folder (checkpoints) instead of deleting it
+  --defaults FILE        study: the settings to train with (a breakdown's defaults.env); default: the
+                         one the breakdown stage left on this machine, else the library's defaults
 
 Run it from the repository root. The Python used is $PYTHON, else .venv/bin/python if present,
 else python3.
@@ -63,6 +86,11 @@ BENCH_LIMIT=80
 BENCH_FRAMEWORK_LIMIT=40  # each of the benchmark's two rows runs in its own process
 EPOCH_TIME_LIMIT=60  # decoding the train split twice, then 2 x 40 steps on the real data
 OTHER_TESTS_LIMIT=50
+# The breakdown's three runs of epoch_time.py: each loads the data (decoded once, then cached),
+# warms up, and runs one epoch (about 6 s on an H200) per variant, plus 20 steps for the median.
+EPOCH_PROFILE_LIMIT=45
+EPOCH_PLAIN_LIMIT=90
+EPOCH_TF32_LIMIT=50
 # The study stage: the training budget, plus time for loading the data, the last epoch's validation
 # and checkpoint, the test evaluation and the plots: 16 s on an H200, where a 270 s budget gave a
 # 286 s stage. 480 s holds the study's 60 epochs there (6.7 s each at c8d1b4a, docs/results/gpu.md),
@@ -81,6 +109,7 @@ DRY_RUN=0
 OUT_DIR=""
 TIME_BUDGET=""
 KEEP=0
+DEFAULTS_FILE=""
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --data) [[ $# -ge 2 ]] || fail_usage "--data needs a folder"; DATA="$2"; shift 2 ;;
@@ -89,24 +118,33 @@ while [[ $# -gt 0 ]]; do
         --out) [[ $# -ge 2 ]] || fail_usage "--out needs a folder"; OUT_DIR="$2"; shift 2 ;;
         --time-budget) [[ $# -ge 2 ]] || fail_usage "--time-budget needs seconds"; TIME_BUDGET="$2"; shift 2 ;;
         --keep) KEEP=1; shift ;;
+        --defaults) [[ $# -ge 2 ]] || fail_usage "--defaults needs a file"; DEFAULTS_FILE="$2"; shift 2 ;;
         -h | --help) usage; exit 0 ;;
         *) fail_usage "unknown argument '$1'" ;;
     esac
 done
 
 # A GPU run must name its stage (both do not fit into one 10-minute command); a dry run may do both.
-[[ -n "$STAGE" || $DRY_RUN -eq 1 ]] || fail_usage "--stage checks|study is required"
-[[ -z "$STAGE" || "$STAGE" == "checks" || "$STAGE" == "study" ]] \
-    || fail_usage "--stage must be checks or study, not '$STAGE'"
+[[ -n "$STAGE" || $DRY_RUN -eq 1 ]] || fail_usage "--stage breakdown|study|checks is required"
+[[ -z "$STAGE" || "$STAGE" == "checks" || "$STAGE" == "study" || "$STAGE" == "breakdown" ]] \
+    || fail_usage "--stage must be breakdown, study or checks, not '$STAGE'"
 [[ -n "$DATA" ]] || fail_usage "--data DIR is required"
 [[ -d "$DATA" ]] || fail_usage "--data $DATA: no such folder (on a GPU machine: see benchmarks/README.md)"
 [[ -d "$DATA/train" && -d "$DATA/test" ]] || fail_usage "--data $DATA: expected train/ and test/ inside it"
 [[ -f pyproject.toml && -f benchmarks/gpu_check.sh ]] || fail_usage "run this from the repository root"
 if [[ -n "$TIME_BUDGET" ]]; then
-    [[ "$STAGE" != "checks" ]] || fail_usage "--time-budget is for --stage study"
+    [[ "$STAGE" != "checks" && "$STAGE" != "breakdown" ]] || fail_usage "--time-budget is for --stage study"
     [[ "$TIME_BUDGET" =~ ^[1-9][0-9]*$ ]] \
         || fail_usage "--time-budget must be whole seconds, at least 1, not '$TIME_BUDGET'"
 fi
+
+if [[ -n "$DEFAULTS_FILE" ]]; then
+    [[ "$STAGE" == "study" ]] || fail_usage "--defaults is for --stage study"
+    [[ -f "$DEFAULTS_FILE" ]] || fail_usage "--defaults $DEFAULTS_FILE: no such file"
+    DEFAULTS_FILE="$(cd "$(dirname "$DEFAULTS_FILE")" && pwd -P)/$(basename "$DEFAULTS_FILE")"
+fi
+# Where the breakdown leaves its defaults for a study stage on the same machine (outside $OUT).
+HANDOVER_DEFAULTS="${TMPDIR:-/tmp}/minicnn-gpu-defaults.env"
 
 REPO_ROOT="$(pwd -P)"
 if [[ -n "${PYTHON:-}" ]]; then
@@ -133,19 +171,19 @@ fi
 OUT_DIR="$(cd "$OUT_DIR" && pwd -P)"
 
 if [[ -z "$STAGE" ]]; then
-    # --dry-run without --stage: both stages, one after the other, each into its own folder (each
+    # --dry-run without --stage: both calls, one after the other, each into its own folder (each
     # must stay within the 8 files that a GPU machine brings back).
     status=0
-    for stage in checks study; do
+    for stage in breakdown study; do
         options=(--data "$DATA" --stage "$stage" --dry-run --out "$OUT_DIR/$stage")
         [[ $stage == study && -n "$TIME_BUDGET" ]] && options+=(--time-budget "$TIME_BUDGET")
         [[ $KEEP -eq 1 ]] && options+=(--keep)
         PYTHON="$PYTHON" bash "$0" "${options[@]}" || status=$?
     done
     if [[ $status -eq 0 ]]; then
-        echo "dry run of both stages: OK (results in $OUT_DIR/checks and $OUT_DIR/study)"
+        echo "dry run of both stages: OK (results in $OUT_DIR/breakdown and $OUT_DIR/study)"
     else
-        echo "dry run of both stages: FAILED (see $OUT_DIR/checks and $OUT_DIR/study)"
+        echo "dry run of both stages: FAILED (see $OUT_DIR/breakdown and $OUT_DIR/study)"
     fi
     exit "$status"
 fi
@@ -157,9 +195,12 @@ if [[ $DRY_RUN -eq 1 ]]; then
     EPOCHS=1
     LIMIT_ARGS=(--limit 12)  # a few images of each split, both classes
     BENCH_STEPS=(--steps 1 --warmup 0)
-    EPOCH_STEPS=(--steps 2)
-    # A few test files, with GPU cases among them (they skip on a CPU), never tests/test_gpu_check.py.
-    TEST_SELECTION=(tests/test_im2col.py tests/test_backend.py)
+    EPOCH_STEPS=(--steps 2 --median-steps 1 --batch-size 8)
+    EPOCH_ARGS=(--steps 2 --median-steps 1 --batch-size 8)  # breakdown: a 2-batch epoch
+    PROFILE_ARGS=(--steps 2 --batch-size 8)
+    # A few test files, with GPU cases among them (they skip on a CPU), never tests/scripts/test_gpu_check.py.
+    TEST_SELECTION=(tests/spec/test_im2col.py tests/spec/test_backend.py)
+    BREAKDOWN_TESTS=(tests/spec/test_augment.py tests/spec/test_dropout.py)  # the GPU cases the rule asks about
     TIME_BUDGET="${TIME_BUDGET:-120}"
 else
     BACKEND=cupy
@@ -168,9 +209,12 @@ else
     LIMIT_ARGS=()
     BENCH_STEPS=(--steps 5 --warmup 2)
     EPOCH_STEPS=(--steps 40)
+    EPOCH_ARGS=(--median-steps 20)  # breakdown: whole epochs (133 steps, validation included)
+    PROFILE_ARGS=(--steps 40)  # the parts' shares need no whole epoch
     # The whole suite (tests/ and docs/, pyproject's testpaths) but this script's own dry-run test,
     # which would only repeat on the GPU machine what this command does for real.
-    TEST_SELECTION=(--ignore=tests/test_gpu_check.py)
+    TEST_SELECTION=(--ignore=tests/scripts/test_gpu_check.py)
+    BREAKDOWN_TESTS=(tests docs --ignore=tests/scripts/test_gpu_check.py)
     TIME_BUDGET="${TIME_BUDGET:-$DEFAULT_TIME_BUDGET}"
 fi
 
@@ -389,6 +433,143 @@ PY
     count_tests "$OUT_DIR/tests-gpu.xml" "GPU test cases"
 }
 
+breakdown_stage() {
+    say "1/6 install minicnn without network"
+    install_minicnn
+
+    local pytest=("$PYTHON" -m pytest -q -rfEs -p no:cacheprovider)
+    say "2/6 the test suite's GPU cases (marker 'gpu'), the device augmentation and dropout masks among them"
+    run_step "GPU tests" timeout -s INT -k 15 "$GPU_TESTS_LIMIT" "${pytest[@]}" -m gpu \
+        --junitxml="$OUT_DIR/tests-gpu.xml" "${BREAKDOWN_TESTS[@]}"
+    count_tests "$OUT_DIR/tests-gpu.xml" "GPU test cases"
+    if [[ $DRY_RUN -eq 0 && "$(gpu_cases_passed "$OUT_DIR/tests-gpu.xml")" -eq 0 ]]; then
+        echo "ERROR: not one GPU test case passed: CuPy did not run (see environment.txt)"
+        FAILURES+=("no GPU test case passed")
+    fi
+
+    say "3/6 benchmark: the study's model, batch 32, ${IMAGE_SIZE}x${IMAGE_SIZE}, minicnn ($BACKEND) beside PyTorch"
+    run_step "benchmark" timeout -s INT -k 15 "$BENCH_LIMIT" "$PYTHON" benchmarks/bench_study_model.py \
+        --backend "$BACKEND" --batch-size 32 --image-size "$IMAGE_SIZE" "${BENCH_STEPS[@]}" \
+        --timeout "$BENCH_FRAMEWORK_LIMIT" --json "$OUT_DIR/bench.json"
+
+    # The three runs write into a folder outside $OUT; step 6 merges them into epoch_time.json.
+    local epochs
+    epochs="$(mktemp -d "${TMPDIR:-/tmp}/minicnn-gpu-epochs.XXXXXX")"
+    local epoch_time=("$PYTHON" benchmarks/epoch_time.py --data "$DATA" --backend "$BACKEND" --image-size "$IMAGE_SIZE")
+    say "4/6 the epoch taken apart (--profile: synchronised at every part), host and device augmentation"
+    run_step "epoch profile" timeout -s INT -k 15 "$EPOCH_PROFILE_LIMIT" "${epoch_time[@]}" --profile \
+        "${PROFILE_ARGS[@]}" --variants host-augment,baseline --json "$epochs/profile.json"
+    say "5/6 plain epochs beside the median step: every prepared option, then TF32 (its own process)"
+    run_step "epoch plain" timeout -s INT -k 15 "$EPOCH_PLAIN_LIMIT" "${epoch_time[@]}" "${EPOCH_ARGS[@]}" \
+        --variants baseline,host-augment,device-dropout --json "$epochs/plain.json"
+    run_step "epoch tf32" timeout -s INT -k 15 "$EPOCH_TF32_LIMIT" "${epoch_time[@]}" "${EPOCH_ARGS[@]}" --tf32 \
+        --variants baseline --json "$epochs/tf32.json"
+
+    say "6/6 the rule (see the top of this script): the study's settings"
+    if ! "$PYTHON" - "$epochs" "$OUT_DIR/tests-gpu.xml" "$OUT_DIR/epoch_time.json" "$OUT_DIR/defaults.env" <<'PY'; then
+import json
+import sys
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+
+folder, junit, merged_path, defaults_path = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+runs = {}
+for name in ("profile", "plain", "tf32"):
+    try:
+        runs[name] = json.loads((folder / f"{name}.json").read_text())
+    except (OSError, ValueError) as error:
+        print(f"{name}: no figures ({error})")
+merged_path.write_text(json.dumps(runs, indent=2) + "\n")
+
+
+def passed(test_file):
+    """True if every case of test_file that ran on CuPy passed (and at least one did), None on a CPU."""
+    try:
+        cases = list(ElementTree.parse(junit).getroot().iter("testcase"))
+    except (OSError, ElementTree.ParseError):
+        return False
+    mine = [case for case in cases if test_file in case.get("classname", "") and "cupy" in case.get("name", "")]
+    ran = [case for case in mine if not any(child.tag == "skipped" for child in case)]
+    if not ran:
+        return None
+    return all(not any(child.tag in ("failure", "error") for child in case) for case in ran)
+
+
+plain = {row["variant"]: row for row in runs.get("plain", {}).get("results", [])}
+tf32 = {row["variant"]: row for row in runs.get("tf32", {}).get("results", [])}
+base = plain.get("baseline")
+lines = []
+if base is None:
+    print("no baseline figures: the study keeps the library's defaults")
+    lines = ["AUGMENT=default  # no baseline figures", "DROPOUT_MASKS=host  # no baseline figures",
+             "TF32=0  # no baseline figures"]
+else:
+    augment_tests = passed("test_augment")
+    host = plain.get("host-augment")
+    if augment_tests is False:
+        lines.append("AUGMENT=host  # the device augmentation's GPU test cases failed")
+    elif host is not None and host["epoch_s"] <= 0.95 * base["epoch_s"]:
+        lines.append(f"AUGMENT=host  # host epoch {host['epoch_s']:.2f} s <= 0.95 x default's {base['epoch_s']:.2f} s")
+    else:
+        host_text = f"{host['epoch_s']:.2f} s" if host else "not measured"
+        lines.append(f"AUGMENT=default  # default ({base['augmentation']}) epoch {base['epoch_s']:.2f} s, "
+                     f"host {host_text}; GPU cases passed: {augment_tests}")
+    dropout_tests = passed("test_dropout")
+    device = plain.get("device-dropout")
+    if device is not None and dropout_tests is not False and device["median_step_s"] <= 0.95 * base["median_step_s"]:
+        lines.append(f"DROPOUT_MASKS=device  # median step {device['median_step_s']:.4f} s <= 0.95 x "
+                     f"{base['median_step_s']:.4f} s")
+    else:
+        shown = f"{device['median_step_s']:.4f} s" if device else "not measured"
+        lines.append(f"DROPOUT_MASKS=host  # device masks' median step {shown}, baseline "
+                     f"{base['median_step_s']:.4f} s; GPU cases passed: {dropout_tests}")
+    fast = tf32.get("baseline")
+    if (fast is not None and fast["median_step_s"] <= 0.90 * base["median_step_s"]
+            and abs(fast["epoch_loss"] - base["epoch_loss"]) <= 0.02 * abs(base["epoch_loss"])):
+        lines.append(f"TF32=1  # median step {fast['median_step_s']:.4f} s <= 0.90 x {base['median_step_s']:.4f} s, "
+                     f"loss {fast['epoch_loss']:.4f} vs {base['epoch_loss']:.4f}")
+    else:
+        shown = f"{fast['median_step_s']:.4f} s, loss {fast['epoch_loss']:.4f}" if fast else "not measured"
+        lines.append(f"TF32=0  # TF32 {shown}; baseline {base['median_step_s']:.4f} s, loss {base['epoch_loss']:.4f}")
+    print(f"target: epoch / (steps x median step) = {base['ratio']:.2f} (at most 1.2)")
+defaults_path.write_text("\n".join(lines) + "\n")
+print("\n".join(lines))
+PY
+        FAILURES+=("the rule")
+    fi
+    rm -rf "$epochs"
+    if [[ -f "$OUT_DIR/defaults.env" ]]; then
+        cp "$OUT_DIR/defaults.env" "$HANDOVER_DEFAULTS"
+        echo "the study stage on this machine will read $HANDOVER_DEFAULTS"
+    fi
+}
+
+# read_defaults: the study's settings from --defaults, else the breakdown's handover, else the library's.
+read_defaults() {
+    AUGMENT=default
+    DROPOUT_MASKS=host
+    TF32=0
+    local source="the library's defaults (no breakdown on this machine)" file="" key value
+    if [[ -n "$DEFAULTS_FILE" ]]; then
+        file="$DEFAULTS_FILE"
+    elif [[ -f "$HANDOVER_DEFAULTS" ]]; then
+        file="$HANDOVER_DEFAULTS"
+    fi
+    if [[ -n "$file" ]]; then
+        source="$file"
+        while IFS='=' read -r key value; do
+            value="${value%%#*}"
+            value="${value//[[:space:]]/}"
+            case "$key" in
+                AUGMENT) [[ "$value" =~ ^(default|host|device)$ ]] && AUGMENT="$value" ;;
+                DROPOUT_MASKS) [[ "$value" =~ ^(host|device)$ ]] && DROPOUT_MASKS="$value" ;;
+                TF32) [[ "$value" =~ ^[01]$ ]] && TF32="$value" ;;
+            esac
+        done <"$file"
+    fi
+    echo "settings from $source: AUGMENT=$AUGMENT DROPOUT_MASKS=$DROPOUT_MASKS TF32=$TF32"
+}
+
 study_stage() {
     say "1/3 install minicnn without network"
     install_minicnn
@@ -416,15 +597,42 @@ study_stage() {
     esac
     local run="$STUDY_WORK/run"
 
+    # The settings the breakdown chose. TF32 reaches the backend through MINICNN_TF32 (read at
+    # import, before the backend is chosen); the other two need train_xray.py's options, passed
+    # only where this checkout has them (else the library's default runs, and the log says so).
+    read_defaults
+    if [[ "$BACKEND" != cupy && "$TF32" == 1 ]]; then
+        echo "TF32=1 chosen, but the backend is $BACKEND (a dry run): TF32 acts on CuPy only, so TF32=0"
+        TF32=0  # train_xray refuses --tf32 / MINICNN_TF32=1 without --backend cupy
+    fi
+    local settings=()
+    if [[ "$AUGMENT" != default ]]; then
+        if [[ "$help" == *--augment-on* ]]; then
+            settings+=(--augment-on "$AUGMENT")
+        else
+            echo "WARNING: AUGMENT=$AUGMENT asked for, but train_xray.py has no --augment-on: the default runs"
+        fi
+    fi
+    if [[ "$TF32" == 1 && "$help" == *--tf32* ]]; then
+        settings+=(--tf32)  # recorded in the run's settings.json (MINICNN_TF32 below says the same)
+    fi
+    if [[ "$DROPOUT_MASKS" != host ]]; then
+        if [[ "$help" == *--dropout-masks* ]]; then
+            settings+=(--dropout-masks "$DROPOUT_MASKS")
+        else
+            echo "WARNING: DROPOUT_MASKS=$DROPOUT_MASKS asked for, but train_xray.py has no --dropout-masks: host masks"
+        fi
+    fi
+
     say "2/3 train the study: ${IMAGE_SIZE}x${IMAGE_SIZE}, up to $EPOCHS epochs, --backend $BACKEND," \
         "budget ${TIME_BUDGET} s"
     local started=$SECONDS
     # TQDM_MININTERVAL: fewer progress-bar updates, so the log stays small. The outer timeout only
     # catches a run that overshoots its budget by far; SIGINT lets it save a checkpoint first.
-    run_step "training" env TQDM_MININTERVAL=10 PYTHONUNBUFFERED=1 \
+    run_step "training" env TQDM_MININTERVAL=10 PYTHONUNBUFFERED=1 MINICNN_TF32="$TF32" \
         timeout -s INT -k 30 "$((TIME_BUDGET + STUDY_SLACK))" "$PYTHON" examples/train_xray.py \
         --data "$DATA" --backend "$BACKEND" --out "$run" --image-size "$IMAGE_SIZE" --epochs "$EPOCHS" \
-        --time-budget "$TIME_BUDGET" ${LIMIT_ARGS[@]+"${LIMIT_ARGS[@]}"}
+        --time-budget "$TIME_BUDGET" ${LIMIT_ARGS[@]+"${LIMIT_ARGS[@]}"} ${settings[@]+"${settings[@]}"}
     local wall=$((SECONDS - started))
 
     say "3/3 collect the results"

@@ -1,7 +1,7 @@
 """Make the figures of the documentation site from minicnn's real code.
 
     python docs/make_figures.py                 # writes docs/figures/*.png
-    python docs/make_figures.py --out some/dir  # anywhere else (tests/test_docs_figures.py does this)
+    python docs/make_figures.py --out some/dir  # anywhere else (tests/published/test_docs_figures.py does this)
 
 Every picture on the site that shows data is drawn here, from the output of minicnn itself, never
 by hand; the PNGs are committed, so the site builds without data or network. The script needs only

@@ -4,7 +4,7 @@
 
 Each page becomes one notebook: its text as Markdown cells, each of its ``>>>`` examples as a
 code cell, with the output the page shows stored in the cell's metadata (``"doctest"``: the
-expected text, the exception line, the page's line number). tests/test_notebooks.py runs every
+expected text, the exception line, the page's line number). tests/docs/test_notebooks.py runs every
 notebook in a kernel and compares each cell's output with that text, with the doctests' rules
 (ELLIPSIS, pytest's default), so a notebook can never say something its page does not.
 The exercises of a tutorial become one Markdown cell each followed by an empty code cell; the

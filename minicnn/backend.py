@@ -20,6 +20,12 @@ Where CuPy behaves differently from NumPy, and what minicnn does about it:
   so :func:`random_uniform` draws on the host and copies: a NumPy and a CuPy run with the
   same seed see the same dropout masks.
 
+* Float32 matrix products on CuPy run in full float32 unless TF32 is asked for with
+  :func:`set_tf32` (or ``MINICNN_TF32=1``) *before* :func:`set_backend` ("cupy"): CuPy reads
+  its switch, the environment variable ``CUPY_TF32``, once per process, at its first float32
+  product, and :func:`set_backend` computes one at once. Off by default (docs/gpu.md says why).
+  :func:`run_settings` says what a run computed with, for its settings file.
+
 docs/gpu.md says how to install CuPy and what has been verified on a GPU.
 """
 
@@ -36,7 +42,7 @@ BACKENDS = ("numpy", "cupy")
 DTYPES = ("float32", "float64")
 """The float types :func:`set_default_dtype` accepts."""
 
-_state: dict[str, Any] = {"name": "numpy", "module": numpy, "dtype": "float32"}
+_state: dict[str, Any] = {"name": "numpy", "module": numpy, "dtype": "float32", "tf32": False}
 
 
 class BackendError(RuntimeError):
@@ -134,6 +140,56 @@ def set_backend(name: str) -> None:
     module = numpy if name == "numpy" else _import_cupy()
     _state["name"] = name
     _state["module"] = module
+
+
+def set_tf32(enabled: bool) -> None:
+    """Let CuPy's float32 matrix products use TF32 (10-bit mantissa, on GPUs of compute capability 8.0+).
+
+    TF32 is what PyTorch lets cuDNN use for convolutions by default; cuBLAS then rounds each
+    float32 factor to 10 bits of mantissa (products to about 1e-3 relative) and runs on the
+    tensor cores. It only changes CuPy's products (``@``, ``dot``, ``einsum``, ``tensordot``);
+    on NumPy it is recorded and has no effect. Off by default: see docs/gpu.md.
+
+    Parameters
+    ----------
+    enabled : bool
+        True for TF32, False for full float32.
+
+    Raises
+    ------
+    TypeError
+        ``enabled`` is not a bool.
+    BackendError
+        CuPy has already computed in this process with the other setting: CuPy reads
+        ``CUPY_TF32`` once, at its first float32 product, so choose before ``set_backend("cupy")``.
+    """
+    if type(enabled) is not bool:
+        raise TypeError(f"set_tf32: enabled must be True or False, got {enabled!r}")
+    if _cupy_checked["done"] and enabled != _state["tf32"]:
+        raise BackendError(
+            f"set_tf32({enabled}): CuPy has already computed in this process with TF32 "
+            f"{'on' if _state['tf32'] else 'off'}, and it reads its setting (CUPY_TF32) only once, at its first "
+            "float32 product; call set_tf32 before set_backend('cupy'), or set MINICNN_TF32=1 before starting"
+        )
+    os.environ["CUPY_TF32"] = "1" if enabled else "0"  # read by CuPy at its first float32 product
+    _state["tf32"] = enabled
+
+
+def tf32_enabled() -> bool:
+    """Whether TF32 was asked for (:func:`set_tf32`); it only acts on the CuPy backend."""
+    return _state["tf32"]
+
+
+def run_settings() -> dict[str, Any]:
+    """What the model computes with, for a run's settings file: backend, dtype, TF32.
+
+    Returns
+    -------
+    dict
+        ``{"backend": "numpy" | "cupy", "dtype": "float32" | "float64", "tf32": bool}``, where
+        "tf32" is True only when TF32 was asked for *and* the backend is CuPy (the products it acts on).
+    """
+    return {"backend": _state["name"], "dtype": _state["dtype"], "tf32": _state["tf32"] and _state["name"] == "cupy"}
 
 
 def backend_name() -> str:
@@ -239,6 +295,14 @@ def random_uniform(shape: tuple[int, ...], seed: tuple[int, ...], dtype: str) ->
 
 
 # The environment picks the starting backend, so scripts and CI can switch without code changes.
+# TF32 first: it must be chosen before CuPy's first product.
+_env_tf32 = os.environ.get("MINICNN_TF32", "").strip().lower()
+if _env_tf32:
+    if _env_tf32 not in ("0", "1"):
+        raise ValueError(f"MINICNN_TF32 must be 0 or 1, got {_env_tf32!r}")
+    set_tf32(_env_tf32 == "1")
+elif os.environ.get("CUPY_TF32", "0").strip() not in ("", "0"):
+    _state["tf32"] = True  # set for CuPy directly: CuPy will use TF32, so say so
 _env_backend = os.environ.get("MINICNN_BACKEND", "").strip().lower()
 if _env_backend:
     set_backend(_env_backend)

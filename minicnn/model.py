@@ -236,15 +236,16 @@ class Sequential(Trainer):
             raise ValueError(
                 f"{where}: layer names must be unique within a model; {name!r} is taken by an earlier layer"
             )
+        given_name, layer.name = layer.name, name  # so that an error names the layer as the model would
         try:
             layer.compute_output_shape(shape)  # refuses a shape that does not fit, before anything changes
         except ValueError as error:
+            layer.name = given_name
             self.layers.pop()
             after = f"the output {shape} of {self.layers[-1].describe()}" if self.layers else f"the input {shape}"
             prefix = f"layer {layer.describe()} "  # most messages name the layer already
             reason = f"it {str(error)[len(prefix) :]}" if str(error).startswith(prefix) else str(error)
             raise ValueError(f"{where}: layer {layer.describe()} does not fit {after}: {reason}") from error
-        layer.name = name
         layer.build(shape, np.random.default_rng([self.seed, index]))
 
     def build(self, input_shape: Shape | int) -> None:
@@ -270,9 +271,15 @@ class Sequential(Trainer):
         duplicates = sorted({name for name in names if names.count(name) > 1})
         if duplicates:
             raise ValueError(f"layer names must be unique within a model; repeated: {duplicates}")
-        parameter_shapes(self.layers, shape)  # every layer must fit before any layer changes
+        given_names = [layer.name for layer in self.layers]
         for layer, name in zip(self.layers, names, strict=True):
-            layer.name = name
+            layer.name = name  # first, so that an error names the layer as the model calls it
+        try:
+            parameter_shapes(self.layers, shape)  # every layer must fit before any layer is built
+        except ValueError:
+            for layer, name in zip(self.layers, given_names, strict=True):
+                layer.name = name
+            raise
         for index, layer in enumerate(self.layers):
             shape = layer.build(shape, np.random.default_rng([self.seed, index]))
         self.declared_input_shape = None  # from now on layers[0].input_shape says it

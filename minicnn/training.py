@@ -82,7 +82,7 @@ def progress_bar(total: int, initial: int, description: str, enabled: bool) -> A
 class TrainableModel(Protocol):
     """What :class:`Trainer` uses of the model that inherits it, and nothing more (Sequential has all of it).
 
-    ``tests/test_model.py`` checks that Trainer uses no other attribute of the model.
+    ``tests/spec/test_model.py`` checks that Trainer uses no other attribute of the model.
     """
 
     name: str

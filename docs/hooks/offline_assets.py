@@ -6,7 +6,7 @@ downloaded by hand or committed). This hook adds the files the browser needs to 
 ``javascripts/mathjax/``: the combined TeX + MathML + CHTML component that mkdocs.yml loads, and
 the folders it loads from on demand (TeX extensions, CHTML fonts, the menu, accessibility). The
 page settings stay in docs/javascripts/mathjax.js. ``mkdocs serve`` serves the same files.
-tests/test_site.py checks that no page loads a script, style or font from another host.
+tests/docs/test_site.py checks that no page loads a script, style or font from another host.
 """
 
 from __future__ import annotations

@@ -43,5 +43,5 @@ def add_threshold_option(parser: argparse.ArgumentParser) -> None:
         "--threshold",
         default=0.5,
         metavar="P",
-        help="P(Normal) above which an X-ray is called Normal (default: %(default)s)",
+        help="P(Normal) above which an X-ray is called Normal; binary models only (default: %(default)s)",
     )

@@ -57,7 +57,7 @@ import numpy as np
 import pandas as pd
 
 import minicnn as mc
-from minicnn import backend, losses, optimizers
+from minicnn import backend, layers, losses, optimizers
 from minicnn.callbacks import Callback, InterruptAtBatchEnd, ModelCheckpoint
 from minicnn.cli.command_line import OneLineErrorParser, add_threshold_option, fail, use_backend
 from minicnn.data import Batches, ImageAugmenter, rescale, sample_path
@@ -154,9 +154,20 @@ RESUME_SETTINGS = (
     "classes",
     "optimizer",
     "split_file",
+    "augment_on",
+    "dropout_masks",
+    "tf32",
 )
 # What a settings.json written before a setting existed means by leaving it out.
-RESUME_DEFAULTS = {"record_test_each_epoch": False, "classes": 2, "optimizer": "adam", "split_file": None}
+RESUME_DEFAULTS = {
+    "record_test_each_epoch": False,
+    "classes": 2,
+    "optimizer": "adam",
+    "split_file": None,
+    "augment_on": "auto",
+    "dropout_masks": "host",
+    "tf32": False,
+}
 SETTINGS_FILE = "settings.json"
 
 
@@ -286,6 +297,25 @@ def build_parser(prog: str | None = None) -> OneLineErrorParser:
         help="fraction of the training images held out for validation, stratified, in [0, 1) (default: %(default)s)",
     )
     parser.add_argument("--no-augment", action="store_true", help="train without random rotation/shift/zoom")
+    parser.add_argument(
+        "--augment-on",
+        choices=["auto", "host", "device"],
+        default="auto",
+        help="where the augmentation warps the batch: auto = on the GPU with --backend cupy, else on the CPU; "
+        "the GPU's images equal the CPU's to 0.01 of a grey level (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--dropout-masks",
+        choices=["host", "device"],
+        default="host",
+        help="where dropout draws its masks: host = the same masks on CPU and GPU; device = drawn by the "
+        "backend's own generator, faster on a GPU, other masks (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--tf32",
+        action="store_true",
+        help="let CuPy's float32 products round their factors to TF32 (GPU only; off: full float32)",
+    )
     parser.add_argument(
         "--class-weight",
         choices=["balanced"],
@@ -552,9 +582,15 @@ def load_checkpoint(args: argparse.Namespace) -> mc.Sequential:
 # ----------------------------------------------------------------------------
 
 
-def training_transform(augment: bool) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
-    """uint8 batch -> float32 in [0, 1], randomly augmented first when ``augment``."""
-    augmenter = ImageAugmenter() if augment else None
+AUGMENT_ON_DEVICE = {"auto": None, "host": False, "device": True}
+"""--augment-on as ImageAugmenter's ``device`` argument (None: on the GPU when the backend is CuPy)."""
+
+
+def training_transform(
+    augment: bool, augment_on: str = "auto"
+) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
+    """uint8 batch -> float32 in [0, 1], randomly augmented first when ``augment`` (where: --augment-on)."""
+    augmenter = ImageAugmenter(device=AUGMENT_ON_DEVICE[augment_on]) if augment else None
 
     def transform(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         return rescale(augmenter(images, rng) if augmenter else images)
@@ -1169,6 +1205,7 @@ def prepare_out_folder(model: mc.Sequential, args: argparse.Namespace, steps_per
     settings = {name: getattr(args, name) for name in RESUME_SETTINGS}
     # For the reader only (resume compares RESUME_SETTINGS): what each label of --classes means.
     settings["class_names"] = {str(label): name for label, name in CLASS_SCHEMES[args.classes].items()}
+    settings["computation"] = backend.run_settings()  # for the reader too: backend, dtype, TF32
     write_text(args.out / SETTINGS_FILE, json.dumps(settings, indent=2) + "\n")
 
 
@@ -1179,6 +1216,14 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     """
     args = parse_args(argv, prog)
     # Everything the options point to is checked first: no decoding, no folder until all is well.
+    args.tf32 = args.tf32 or backend.tf32_enabled()  # MINICNN_TF32=1 in the environment asks for it too
+    if args.tf32:
+        if args.backend != "cupy":
+            fail(
+                f"--tf32 (or MINICNN_TF32=1) changes CuPy's products only; it needs --backend cupy, "
+                f"got --backend {args.backend}"
+            )
+        backend.set_tf32(True)  # before the backend's first product, which fixes CuPy's choice
     use_backend(args.backend)
     data_dir = find_data_dir(args.data)
     check_data(data_dir, args)
@@ -1189,6 +1234,9 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         model = load_checkpoint(args)
     else:
         model = build_study_model(args.image_size, args.seed, args.classes)
+        for layer in model.layers:
+            if isinstance(layer, layers.Dropout):
+                layer.masks_on_device = args.dropout_masks == "device"
         compile_study_model(model, args)
 
     if args.demo:
@@ -1227,7 +1275,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         train.labels[train_index],
         batch_size=args.batch_size,
         seed=args.seed,
-        transform=training_transform(not args.no_augment),
+        transform=training_transform(not args.no_augment, args.augment_on),
         prefetch=True,
     )
     validation = None

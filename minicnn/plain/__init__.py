@@ -7,7 +7,7 @@ backwards take ``(dout, cache)`` and return the gradients, as in CS231n's ``laye
 The fast code in ``minicnn.layers``, :mod:`minicnn.im2col`, :mod:`minicnn.losses` and
 :mod:`minicnn.optimizers` computes the same numbers with tricks (strided views, kept
 buffers, in-place updates, threads); each fast forward and backward names its plain twin
-here, and ``tests/test_plain_twins.py`` checks that they agree: bit for bit where both add
+here, and ``tests/spec/test_plain_twins.py`` checks that they agree: bit for bit where both add
 in the same order, within a bound on the rounding of the sum otherwise. The same tests check
 every plain backward against central differences, so the plain track is proved right on
 its own.
