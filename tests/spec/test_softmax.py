@@ -27,8 +27,10 @@ def keras_reference():
 
 
 @settings(max_examples=40)
-@given(x=batches.flatmap(lambda shape: arrays(np.float64, shape, elements=st.floats(-10, 10))))
+@given(x=batches.flatmap(lambda shape: arrays(np.float64, shape, elements=st.floats(-3, 3))))
 def test_softmax_gradient_matches_central_differences(x, float64, backend_name):
+    """Logits within 6 of each other: at a gap of 10 a probability is 4.5e-5 and its central
+    difference keeps too few digits for 1e-6 (hypothesis found [[10, 0]]: 1.9e-6), as for tanh."""
     report = check_layer(layers.Softmax(), backend.to_device(x))
     assert report.passed(1e-6), str(report)
 
