@@ -7,7 +7,9 @@ for a wrong command line), never a traceback, and before any work is done.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 from minicnn import backend
@@ -35,6 +37,17 @@ def use_backend(name: str) -> None:
         fail(
             f"--backend {name}: " + str(error).replace(backend.CPU_FALLBACK, "Or run on the CPU with --backend numpy.")
         )
+
+
+def check_writable_folder(option: str, folder: Path) -> None:
+    """``option``'s folder must exist or be creatable, and be writable: else a one-line error naming it."""
+    if folder.exists() and not folder.is_dir():
+        fail(f"{option} {folder}: is a file, not a folder")
+    existing = folder
+    while not existing.exists():  # the nearest folder that exists, where ours would be created
+        existing = existing.parent
+    if not os.access(existing, os.W_OK):
+        fail(f"{option} {folder}: cannot write in {existing} (no permission)")
 
 
 def add_threshold_option(parser: argparse.ArgumentParser) -> None:

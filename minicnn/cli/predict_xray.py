@@ -33,7 +33,6 @@ skipped; the exit status is then 1.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
@@ -42,7 +41,13 @@ from PIL import Image
 
 import minicnn as mc
 from minicnn import backend
-from minicnn.cli.command_line import OneLineErrorParser, add_threshold_option, fail, use_backend
+from minicnn.cli.command_line import (
+    OneLineErrorParser,
+    add_threshold_option,
+    check_writable_folder,
+    fail,
+    use_backend,
+)
 from minicnn.data import rescale, sample_path
 from minicnn.data.xray import CLASS_NAMES, THREE_CLASS_NAMES, decode_image, read_metadata
 from minicnn.explain import grad_cam
@@ -137,19 +142,8 @@ def parse_args(argv: list[str] | None, prog: str | None = None) -> argparse.Name
     if args.explain_target is not None and args.explain is None:
         fail(f"--explain-target {args.explain_target}: give --explain FOLDER too (where the heatmaps go)")
     if args.explain is not None:
-        check_explain_folder(args.explain)
+        check_writable_folder("--explain", args.explain)
     return args
-
-
-def check_explain_folder(folder: Path) -> None:
-    """--explain must be a folder that exists or can be created, and that we can write into."""
-    if folder.exists() and not folder.is_dir():
-        fail(f"--explain {folder}: is a file, not a folder")
-    existing = folder
-    while not existing.exists():  # the nearest folder that exists, where ours would be created
-        existing = existing.parent
-    if not os.access(existing, os.W_OK):
-        fail(f"--explain {folder}: cannot write in {existing} (no permission)")
 
 
 def heatmap_paths(folder: Path, images: list[Path]) -> dict[Path, Path]:

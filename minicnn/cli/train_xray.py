@@ -59,7 +59,13 @@ import pandas as pd
 import minicnn as mc
 from minicnn import backend, layers, losses, optimizers
 from minicnn.callbacks import Callback, InterruptAtBatchEnd, ModelCheckpoint
-from minicnn.cli.command_line import OneLineErrorParser, add_threshold_option, fail, use_backend
+from minicnn.cli.command_line import (
+    OneLineErrorParser,
+    add_threshold_option,
+    check_writable_folder,
+    fail,
+    use_backend,
+)
 from minicnn.data import Batches, ImageAugmenter, rescale, sample_path
 from minicnn.data.xray import (
     CLASS_NAMES,
@@ -486,13 +492,7 @@ def check_split_file(data_dir: Path, args: argparse.Namespace) -> None:
 
 def check_out_folder(out: Path) -> None:
     """--out must be a folder we can create or write into."""
-    if out.exists() and not out.is_dir():
-        fail(f"--out {out}: is a file, not a folder")
-    existing = out
-    while not existing.exists():  # the nearest folder that exists, where ours would be created
-        existing = existing.parent
-    if not os.access(existing, os.W_OK):
-        fail(f"--out {out}: cannot write in {existing} (no permission)")
+    check_writable_folder("--out", out)
 
 
 def architecture(model: mc.Sequential) -> dict[str, Any]:

@@ -298,14 +298,7 @@ def _warp_chunk(images: np.ndarray, matrices: np.ndarray, fill_mode: str) -> np.
     """:func:`warp_affine` for a few images at once, all in one vectorised pass."""
     count, height, width, channels = images.shape
     source_rows, source_columns = _source_positions(matrices, height, width)
-    outside = None
-    if fill_mode == "constant":
-        outside = (
-            (source_rows < -0.5)
-            | (source_rows > height - 0.5)
-            | (source_columns < -0.5)
-            | (source_columns > width - 0.5)
-        )
+    outside = _outside(source_rows, source_columns, height, width) if fill_mode == "constant" else None
     # Clamping the position to the image is exactly "nearest" filling: the
     # interpolation then reads the edge pixel for anything beyond the edge.
     np.clip(source_rows, 0, height - 1, out=source_rows)
@@ -351,23 +344,30 @@ def _warp_chunk(images: np.ndarray, matrices: np.ndarray, fill_mode: str) -> np.
     return result
 
 
-def _source_positions(matrices: np.ndarray, height: int, width: int) -> tuple[np.ndarray, np.ndarray]:
-    """Source row and column of every output pixel: two (N, H, W) float32 arrays."""
-    rows = np.arange(height, dtype=np.float64)
-    columns = np.arange(width, dtype=np.float64)
+def _source_positions(matrices: Any, height: int, width: int, xp: Any = np) -> tuple[Any, Any]:
+    """Source row and column of every output pixel: two (N, H, W) float32 arrays of module ``xp``."""
+    rows = xp.arange(height, dtype=xp.float64)
+    columns = xp.arange(width, dtype=xp.float64)
     positions = []
     for axis in range(2):
         # The row term varies along H and the column term along W, so the
         # full (N, H, W) array is made by one broadcast addition.
         row_part = matrices[:, axis, 0, None] * rows + matrices[:, axis, 2, None]
         column_part = matrices[:, axis, 1, None] * columns
-        positions.append(np.add(row_part[:, :, None], column_part[:, None, :], dtype=np.float32))
+        positions.append(xp.add(row_part[:, :, None], column_part[:, None, :], dtype=xp.float32))
     return positions[0], positions[1]
 
 
-def _lerp(start: np.ndarray, end: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """``start + (end - start) * weight`` as a new float32 array, whatever the input dtype."""
-    result = np.subtract(end, start, dtype=np.float32)
+def _outside(source_rows: Any, source_columns: Any, height: int, width: int) -> Any:
+    """(N, H, W) bool: the output pixels whose source lies beyond the image (set to 0 for "constant")."""
+    return (
+        (source_rows < -0.5) | (source_rows > height - 0.5) | (source_columns < -0.5) | (source_columns > width - 0.5)
+    )
+
+
+def _lerp(start: Any, end: Any, weight: Any, xp: Any = np) -> Any:
+    """``start + (end - start) * weight`` as a new float32 array of module ``xp``, whatever the input dtype."""
+    result = xp.subtract(end, start, dtype=xp.float32)
     result *= weight
     result += start
     return result
@@ -409,23 +409,9 @@ def warp_affine_on_device(images: Any, matrices: Any, fill_mode: str = "nearest"
     images = backend.to_device(images)
     matrices = backend.to_device(matrices, dtype="float64")
 
-    # Source positions (N, H, W), float32: the row term varies along H, the column term along W.
-    rows = xp.arange(height, dtype=xp.float64)
-    columns = xp.arange(width, dtype=xp.float64)
-    positions = []
-    for axis in range(2):
-        row_part = matrices[:, axis, 0, None] * rows + matrices[:, axis, 2, None]
-        column_part = matrices[:, axis, 1, None] * columns
-        positions.append(xp.add(row_part[:, :, None], column_part[:, None, :], dtype=xp.float32))
-    source_rows, source_columns = positions
-    outside = None
-    if fill_mode == "constant":
-        outside = (
-            (source_rows < -0.5)
-            | (source_rows > height - 0.5)
-            | (source_columns < -0.5)
-            | (source_columns > width - 0.5)
-        )
+    # Source positions (N, H, W), float32, as warp_affine computes them.
+    source_rows, source_columns = _source_positions(matrices, height, width, xp)
+    outside = _outside(source_rows, source_columns, height, width) if fill_mode == "constant" else None
     source_rows = xp.clip(source_rows, 0, height - 1)  # clamping = "nearest" filling
     source_columns = xp.clip(source_columns, 0, width - 1)
 
@@ -445,17 +431,9 @@ def warp_affine_on_device(images: Any, matrices: Any, fill_mode: str = "nearest"
     bottom_left = pixels[width:][index].reshape(shape)
     bottom_right = pixels[width + 1 :][index].reshape(shape)
 
-    upper = _lerp_with(xp, top_left, top_right, column_weights)
-    lower = _lerp_with(xp, bottom_left, bottom_right, column_weights)
-    result = _lerp_with(xp, upper, lower, row_weights)
+    upper = _lerp(top_left, top_right, column_weights, xp)
+    lower = _lerp(bottom_left, bottom_right, column_weights, xp)
+    result = _lerp(upper, lower, row_weights, xp)
     if outside is not None:
         result[outside] = 0
-    return result
-
-
-def _lerp_with(xp: Any, start: Any, end: Any, weight: Any) -> Any:
-    """:func:`_lerp` with the array module ``xp``: ``start + (end - start) * weight`` in float32."""
-    result = xp.subtract(end, start, dtype=xp.float32)
-    result *= weight
-    result += start
     return result
